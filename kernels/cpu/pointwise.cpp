@@ -1,0 +1,129 @@
+// Pointwise CPU kernels: one pass over each sample's contiguous C*H*W values.
+#include "kernels/cpu/pointwise.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+
+namespace deblur::cpu {
+
+namespace {
+// Calls fn(i, begin, count) over chunks of sample i small enough to spread over threads.
+template <class Fn>
+void for_each_chunk(int64_t n, int64_t sample_size, Fn&& fn) {
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (sample_size + kChunk - 1) / kChunk;
+  parallel_for(n * chunks, [&](int64_t job) {
+    const int64_t i = job / chunks, begin = (job % chunks) * kChunk;
+    fn(i, begin, std::min(kChunk, sample_size - begin));
+  });
+}
+}  // namespace
+
+template <class T>
+void relu_forward(NchwView<const T> x, NchwView<T> y) {
+  for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* in = x.sample(i) + begin;
+    T* out = y.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] = in[k] > T(0) ? in[k] : T(0);
+  });
+}
+
+template <class T>
+void relu_backward(NchwView<const T> y, NchwView<const T> grad_y, NchwView<T> grad_x) {
+  for_each_chunk(y.n, y.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* out = y.sample(i) + begin;
+    const T* gy = grad_y.sample(i) + begin;
+    T* gx = grad_x.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) gx[k] = out[k] > T(0) ? gy[k] : T(0);
+  });
+}
+
+template <class T>
+void add_forward(NchwView<const T> a, NchwView<const T> b, NchwView<T> y) {
+  for_each_chunk(a.n, a.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* pa = a.sample(i) + begin;
+    const T* pb = b.sample(i) + begin;
+    T* out = y.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] = pa[k] + pb[k];
+  });
+}
+
+template <class T>
+void scale_forward(NchwView<const T> x, T factor, T shift, NchwView<T> y) {
+  for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* in = x.sample(i) + begin;
+    T* out = y.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] = factor * in[k] + shift;
+  });
+}
+
+template <class T>
+void clamp_forward(NchwView<const T> x, T lo, T hi, NchwView<T> y) {
+  for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* in = x.sample(i) + begin;
+    T* out = y.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] = in[k] < lo ? lo : (in[k] > hi ? hi : in[k]);
+  });
+}
+
+template <class T>
+void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y,
+                    NchwView<T> grad_x) {
+  for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    const T* in = x.sample(i) + begin;
+    const T* gy = grad_y.sample(i) + begin;
+    T* gx = grad_x.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) gx[k] = in[k] >= lo && in[k] <= hi ? gy[k] : T(0);
+  });
+}
+
+template <class T>
+double sum(NchwView<const T> x) {
+  // Per-sample partial sums in double, then a fixed-order total: deterministic for any
+  // thread count.
+  std::vector<double> partial(x.n, 0.0);
+  parallel_for(x.n, [&](int64_t i) {
+    const T* in = x.sample(i);
+    double s = 0.0;
+    for (int64_t k = 0; k < x.sample_size(); ++k) s += in[k];
+    partial[i] = s;
+  });
+  double total = 0.0;
+  for (double s : partial) total += s;
+  return total;
+}
+
+template <class T>
+void fill(NchwView<T> y, T value) {
+  for_each_chunk(y.n, y.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    T* out = y.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] = value;
+  });
+}
+
+template <class T>
+void accumulate(NchwView<T> dst, NchwView<const T> src) {
+  for_each_chunk(dst.n, dst.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    T* out = dst.sample(i) + begin;
+    const T* in = src.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] += in[k];
+  });
+}
+
+#define DEBLUR_INSTANTIATE(T)                                                                \
+  template void relu_forward<T>(NchwView<const T>, NchwView<T>);                            \
+  template void relu_backward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>);        \
+  template void add_forward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>);          \
+  template void scale_forward<T>(NchwView<const T>, T, T, NchwView<T>);                    \
+  template void clamp_forward<T>(NchwView<const T>, T, T, NchwView<T>);                    \
+  template void clamp_backward<T>(NchwView<const T>, T, T, NchwView<const T>, NchwView<T>); \
+  template double sum<T>(NchwView<const T>);                                               \
+  template void fill<T>(NchwView<T>, T);                                                   \
+  template void accumulate<T>(NchwView<T>, NchwView<const T>);
+DEBLUR_INSTANTIATE(float)
+DEBLUR_INSTANTIATE(double)
+#undef DEBLUR_INSTANTIATE
+
+}  // namespace deblur::cpu

@@ -1,0 +1,51 @@
+// Shared test helpers: expect_close (the one comparison every test uses), deterministic random
+// data, and the finite-difference gradient check in double precision.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace deblur::testing {
+
+// True when |actual - ref| <= atol + rtol * |ref| everywhere. Otherwise prints (to stderr) the
+// first mismatches and the worst error as a multiple of its tolerance, so a failing test says
+// where and by how much.
+bool expect_close(const std::vector<double>& actual, const std::vector<double>& ref, double atol,
+                  double rtol, const std::string& what);
+bool expect_close(const std::vector<float>& actual, const std::vector<float>& ref, double atol,
+                  double rtol, const std::string& what);
+bool expect_close(const Tensor& actual, const Tensor& ref, double atol, double rtol,
+                  const std::string& what);
+
+// ||actual - ref|| / ||ref||.
+double relative_l2(const std::vector<float>& actual, const std::vector<float>& ref);
+
+// Uniform values in [lo, hi) from a fixed seed.
+std::vector<double> random_values(size_t count, uint64_t seed, double lo = -1.0, double hi = 1.0);
+std::vector<float> to_float(const std::vector<double>& values);
+std::vector<double> to_double(const std::vector<float>& values);
+Tensor random_tensor(Shape shape, uint64_t seed, double lo = -1.0, double hi = 1.0);
+
+// A function of several double arrays to a scalar, and its analytic gradient.
+using ScalarFn = std::function<double(const std::vector<std::vector<double>>& inputs)>;
+using GradFn =
+    std::function<std::vector<std::vector<double>>(const std::vector<std::vector<double>>& inputs)>;
+
+// Compares grad(inputs) with central differences of f at every element of every input whose
+// index is listed in `check` (all inputs when empty). step 1e-6 in double gives differences
+// accurate to about 1e-9 relative for smooth f; the tolerance leaves room for that.
+bool gradcheck(const ScalarFn& f, const GradFn& grad, std::vector<std::vector<double>> inputs,
+               const std::string& what, double step = 1e-6, double atol = 1e-7,
+               double rtol = 1e-5, std::vector<size_t> check = {});
+
+// sum(weights * values): the scalar a gradcheck differentiates, so every output element is
+// weighted differently and a transposed or shifted gradient cannot pass.
+double weighted_sum(const std::vector<double>& values, const std::vector<double>& weights);
+
+}  // namespace deblur::testing
