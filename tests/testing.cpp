@@ -97,24 +97,31 @@ double weighted_sum(const std::vector<double>& values, const std::vector<double>
 }
 
 bool gradcheck(const ScalarFn& f, const GradFn& grad, std::vector<std::vector<double>> inputs,
-               const std::string& what, double step, double atol, double rtol,
-               std::vector<size_t> check) {
+               const std::string& what, const GradcheckOptions& options) {
+  std::vector<size_t> check = options.inputs;
   if (check.empty())
     for (size_t k = 0; k < inputs.size(); ++k) check.push_back(k);
   const std::vector<std::vector<double>> analytic = grad(inputs);
   bool ok = true;
   for (size_t k : check) {
-    std::vector<double> numeric(inputs[k].size());
-    for (size_t i = 0; i < inputs[k].size(); ++i) {
+    const size_t size = inputs[k].size();
+    const size_t count =
+        options.max_elements > 0 ? std::min(size, options.max_elements) : size;
+    std::vector<double> numeric(count), expected(count);
+    for (size_t j = 0; j < count; ++j) {
+      const size_t i = j * size / count;  // evenly spaced; every element when count == size
       const double saved = inputs[k][i];
-      inputs[k][i] = saved + step;
+      inputs[k][i] = saved + options.step;
       const double up = f(inputs);
-      inputs[k][i] = saved - step;
+      inputs[k][i] = saved - options.step;
       const double down = f(inputs);
       inputs[k][i] = saved;
-      numeric[i] = (up - down) / (2 * step);
+      numeric[j] = (up - down) / (2 * options.step);
+      expected[j] = analytic[k][i];
     }
-    ok = compare(analytic[k], numeric, atol, rtol, what + " d/dinput" + std::to_string(k)) && ok;
+    ok = compare(expected, numeric, options.atol, options.rtol,
+                 what + " d/dinput" + std::to_string(k)) &&
+         ok;
   }
   return ok;
 }

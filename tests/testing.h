@@ -37,12 +37,19 @@ using ScalarFn = std::function<double(const std::vector<std::vector<double>>& in
 using GradFn =
     std::function<std::vector<std::vector<double>>(const std::vector<std::vector<double>>& inputs)>;
 
-// Compares grad(inputs) with central differences of f at every element of every input whose
-// index is listed in `check` (all inputs when empty). step 1e-6 in double gives differences
-// accurate to about 1e-9 relative for smooth f; the tolerance leaves room for that.
+struct GradcheckOptions {
+  // Central-difference step: 1e-6 in double leaves truncation error ~1e-12 and rounding error
+  // ~1e-10 relative for smooth f of order one; atol/rtol leave room above that.
+  double step = 1e-6;
+  double atol = 1e-7;
+  double rtol = 1e-5;
+  std::vector<size_t> inputs;  // which inputs to check; all when empty
+  size_t max_elements = 0;     // check at most this many evenly spaced elements per input (0: all)
+};
+
+// Compares grad(inputs) with central differences of f, element by element.
 bool gradcheck(const ScalarFn& f, const GradFn& grad, std::vector<std::vector<double>> inputs,
-               const std::string& what, double step = 1e-6, double atol = 1e-7,
-               double rtol = 1e-5, std::vector<size_t> check = {});
+               const std::string& what, const GradcheckOptions& options = {});
 
 // sum(weights * values): the scalar a gradcheck differentiates, so every output element is
 // weighted differently and a transposed or shifted gradient cannot pass.
