@@ -101,10 +101,17 @@ void Tensor::set_grad(const Tensor& grad) {
 }
 
 void Tensor::backward() const {
-  DEBLUR_CHECK(numel() == 1, "backward() needs a 1-element tensor, got ", shape().str());
+  DEBLUR_CHECK(numel() == 1, "backward() needs a 1-element tensor, got ", shape().str(),
+               " (pass a gradient to backward(grad) for others)");
+  backward(Tensor::full(shape(), 1.0f, device()));
+}
+
+void Tensor::backward(const Tensor& seed) const {
   DEBLUR_CHECK(requires_grad(), "backward() on a tensor that does not require grad");
+  DEBLUR_CHECK(seed.shape() == shape() && seed.device() == device(), "backward: gradient ",
+               seed.shape().str(), " on ", device_name(seed.device()), " for a tensor ",
+               shape().str(), " on ", device_name(device()));
   const std::shared_ptr<AutogradMeta>& root = autograd_meta();
-  Tensor seed = Tensor::full(shape(), 1.0f, device());
   if (!root->grad_fn) {
     accumulate_leaf(*root, seed);
     return;

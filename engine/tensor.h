@@ -86,6 +86,9 @@ class Tensor {
   Tensor grad() const;  // accumulated gradient of a leaf; undefined before any backward
   void set_grad(const Tensor& grad);
   void backward() const;  // from a 1-element tensor, seeding its gradient with 1
+  // From any tensor, seeding its gradient with grad_output (same shape), as PyTorch's
+  // y.backward(grad_y): the inputs' gradients become those of sum(grad_output * y).
+  void backward(const Tensor& grad_output) const;
   const std::shared_ptr<AutogradMeta>& autograd_meta() const;
   void set_autograd_meta(std::shared_ptr<AutogradMeta> meta);
 
