@@ -1,0 +1,44 @@
+// group_norm op (with optional fused ReLU): checks, dispatch and backward.
+#include "kernels/cpu/group_norm.h"
+
+#include "engine/check.h"
+#include "engine/dispatch.h"
+#include "engine/ops.h"
+
+namespace deblur {
+
+Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps,
+                  bool fuse_relu) {
+  Device device = common_device("group_norm", {x, gamma, beta});
+  DEBLUR_CHECK(groups > 0 && x.c() % groups == 0, "group_norm: ", x.c(),
+               " channels do not split into ", groups, " groups (input ", x.shape().str(), ")");
+  DEBLUR_CHECK(gamma.numel() == x.c() && beta.numel() == x.c(), "group_norm: gamma ",
+               gamma.shape().str(), " and beta ", beta.shape().str(), " for input ",
+               x.shape().str());
+  if (device != Device::CPU) no_kernel("group_norm", device);
+  Tensor y = Tensor::empty(x.shape(), device);
+  Tensor stats = Tensor::empty({2, x.n() * groups, 1, 1}, device);  // mean, rstd
+  float* mean = stats.data();
+  float* rstd = stats.data() + x.n() * groups;
+  cpu::group_norm_forward<float>(cpu_view(x), gamma.data(), beta.data(), groups, eps, fuse_relu,
+                                 cpu_view(y), mean, rstd);
+  if (needs_grad({x, gamma, beta})) {
+    record(y, "group_norm", {x, gamma, beta},
+           [x = x.detach(), y = fuse_relu ? y.detach() : Tensor(), gamma = gamma.detach(), stats,
+            groups, fuse_relu](const Tensor& grad_y, GradInputs& grads) {
+             Tensor grad_x = Tensor::empty(x.shape(), x.device());
+             Tensor grad_gamma = grads.needed(1) ? grads.accumulator(1) : Tensor();
+             Tensor grad_beta = grads.needed(2) ? grads.accumulator(2) : Tensor();
+             const int64_t stat_count = x.n() * groups;
+             cpu::group_norm_backward<float>(
+                 cpu_view(x), fuse_relu ? cpu_view(y) : cpu_view(x), gamma.data(), stats.data(),
+                 stats.data() + stat_count, groups, fuse_relu, cpu_view(grad_y),
+                 cpu_view(grad_x), grad_gamma.defined() ? grad_gamma.data() : nullptr,
+                 grad_beta.defined() ? grad_beta.data() : nullptr);
+             grads.set(0, grad_x);
+           });
+  }
+  return y;
+}
+
+}  // namespace deblur

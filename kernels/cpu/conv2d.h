@@ -1,0 +1,29 @@
+// 2-D convolution on the CPU, forward and backward, float and double.
+//
+// PyTorch semantics (F.conv2d): cross-correlation, stride 1, dilation 1, zero padding k/2 on
+// every side (so H and W are preserved), weight OIHW [O, I, k, k] with k = 1 or 3, optional bias
+// [O]: y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n,c,i+u-k/2,j+v-k/2].
+//
+// Gradient rules: conv2d_backward_input assigns (=) grad_x; conv2d_backward_params accumulates
+// (+=) into grad_weight and grad_bias, as parameter gradients do.
+#pragma once
+
+#include "kernels/cpu/nchw.h"
+
+namespace deblur::cpu {
+
+// y.c is the number of output channels; bias may be null.
+template <class T>
+void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
+                    NchwView<T> y);
+
+template <class T>
+void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel,
+                           NchwView<T> grad_x);
+
+// grad_weight and grad_bias may each be null.
+template <class T>
+void conv2d_backward_params(NchwView<const T> x, NchwView<const T> grad_y, int kernel,
+                            T* grad_weight, T* grad_bias);
+
+}  // namespace deblur::cpu

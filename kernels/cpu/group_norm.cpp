@@ -1,0 +1,113 @@
+// CPU GroupNorm + ReLU: one job per (sample, group); statistics in double, two passes over the
+// group for the variance (stable where one-pass E[x^2] - E[x]^2 cancels).
+#include "kernels/cpu/group_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+
+namespace deblur::cpu {
+
+template <class T>
+void group_norm_forward(NchwView<const T> x, const T* gamma, const T* beta, int groups, T eps,
+                        bool relu, NchwView<T> y, T* mean, T* rstd) {
+  const int64_t per_group = x.c / groups, plane = x.plane();
+  const int64_t count = per_group * plane;
+  parallel_for(x.n * groups, [&](int64_t job) {
+    const int64_t n = job / groups, c0 = (job % groups) * per_group;
+    // The group's channels are contiguous within a sample.
+    const T* in = x.channel(n, c0);
+    double s = 0;
+    for (int64_t i = 0; i < count; ++i) s += in[i];
+    const double mu = s / count;
+    double ss = 0;
+    for (int64_t i = 0; i < count; ++i) ss += (in[i] - mu) * (in[i] - mu);
+    const double inv_std = 1.0 / std::sqrt(ss / count + double(eps));
+    mean[job] = T(mu);
+    rstd[job] = T(inv_std);
+    T* out = y.channel(n, c0);
+    for (int64_t c = 0; c < per_group; ++c) {
+      // z = x * a + b with a, b folded per channel.
+      const T a = T(inv_std * gamma[c0 + c]);
+      const T b = T(beta[c0 + c] - mu * inv_std * gamma[c0 + c]);
+      const T* src = in + c * plane;
+      T* dst = out + c * plane;
+      if (relu) {
+        for (int64_t i = 0; i < plane; ++i) {
+          const T z = src[i] * a + b;
+          dst[i] = z > T(0) ? z : T(0);
+        }
+      } else {
+        for (int64_t i = 0; i < plane; ++i) dst[i] = src[i] * a + b;
+      }
+    }
+  });
+}
+
+template <class T>
+void group_norm_backward(NchwView<const T> x, NchwView<const T> y, const T* gamma, const T* mean,
+                         const T* rstd, int groups, bool relu, NchwView<const T> grad_y,
+                         NchwView<T> grad_x, T* grad_gamma, T* grad_beta) {
+  const int64_t channels = x.c, per_group = channels / groups, plane = x.plane();
+  const int64_t count = per_group * plane;
+  // Per-(sample, channel) sums of dz * xhat and dz, reduced over samples afterwards so that
+  // parallel jobs never write the same parameter gradient.
+  std::vector<double> sum_dz_xhat(size_t(x.n * channels)), sum_dz(size_t(x.n * channels));
+  parallel_for(x.n * groups, [&](int64_t job) {
+    const int64_t n = job / groups, c0 = (job % groups) * per_group;
+    const double mu = mean[job], inv_std = rstd[job];
+    // dz = dy masked by the ReLU; dxhat = dz * gamma.
+    auto dz_at = [&](int64_t c, int64_t i) -> double {
+      const T g = grad_y.channel(n, c)[i];
+      return relu && !(y.channel(n, c)[i] > T(0)) ? 0.0 : double(g);
+    };
+    double mean_dxhat = 0, mean_dxhat_xhat = 0;
+    for (int64_t c = c0; c < c0 + per_group; ++c) {
+      const T* src = x.channel(n, c);
+      double dz_xhat = 0, dz_sum = 0;
+      for (int64_t i = 0; i < plane; ++i) {
+        const double dz = dz_at(c, i);
+        const double xhat = (src[i] - mu) * inv_std;
+        dz_xhat += dz * xhat;
+        dz_sum += dz;
+      }
+      sum_dz_xhat[n * channels + c] = dz_xhat;
+      sum_dz[n * channels + c] = dz_sum;
+      mean_dxhat += dz_sum * gamma[c];
+      mean_dxhat_xhat += dz_xhat * gamma[c];
+    }
+    mean_dxhat /= count;
+    mean_dxhat_xhat /= count;
+    // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+    for (int64_t c = c0; c < c0 + per_group; ++c) {
+      const T* src = x.channel(n, c);
+      T* dst = grad_x.channel(n, c);
+      for (int64_t i = 0; i < plane; ++i) {
+        const double xhat = (src[i] - mu) * inv_std;
+        dst[i] = T(inv_std * (dz_at(c, i) * gamma[c] - mean_dxhat - xhat * mean_dxhat_xhat));
+      }
+    }
+  });
+  for (int64_t c = 0; c < channels; ++c) {
+    double g = 0, b = 0;
+    for (int64_t n = 0; n < x.n; ++n) {
+      g += sum_dz_xhat[n * channels + c];
+      b += sum_dz[n * channels + c];
+    }
+    if (grad_gamma) grad_gamma[c] += T(g);
+    if (grad_beta) grad_beta[c] += T(b);
+  }
+}
+
+#define DEBLUR_INSTANTIATE(T)                                                                  \
+  template void group_norm_forward<T>(NchwView<const T>, const T*, const T*, int, T, bool,    \
+                                      NchwView<T>, T*, T*);                                   \
+  template void group_norm_backward<T>(NchwView<const T>, NchwView<const T>, const T*,        \
+                                       const T*, const T*, int, bool, NchwView<const T>,      \
+                                       NchwView<T>, T*, T*);
+DEBLUR_INSTANTIATE(float)
+DEBLUR_INSTANTIATE(double)
+#undef DEBLUR_INSTANTIATE
+
+}  // namespace deblur::cpu

@@ -1,0 +1,100 @@
+// conv2d: gradchecks of the CPU kernels in double, a direct-formula forward check, and the op's
+// gradient accumulation rules through autograd.
+#include <catch2/catch.hpp>
+
+#include "engine/ops.h"
+#include "kernels/cpu/conv2d.h"
+#include "tests/testing.h"
+
+using namespace deblur;
+using namespace deblur::testing;
+
+namespace {
+cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
+  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
+}
+
+// The definition, term by term: the oracle for the forward kernel.
+std::vector<double> conv_by_definition(const std::vector<double>& x, Shape xs,
+                                       const std::vector<double>& w, const std::vector<double>& b,
+                                       int64_t out_c, int k) {
+  std::vector<double> y(size_t(xs.n * out_c * xs.h * xs.w));
+  const int64_t pad = k / 2;
+  for (int64_t n = 0; n < xs.n; ++n)
+    for (int64_t o = 0; o < out_c; ++o)
+      for (int64_t i = 0; i < xs.h; ++i)
+        for (int64_t j = 0; j < xs.w; ++j) {
+          double s = b[o];
+          for (int64_t c = 0; c < xs.c; ++c)
+            for (int64_t u = 0; u < k; ++u)
+              for (int64_t v = 0; v < k; ++v) {
+                const int64_t r = i + u - pad, q = j + v - pad;
+                if (r < 0 || r >= xs.h || q < 0 || q >= xs.w) continue;
+                s += w[((o * xs.c + c) * k + u) * k + v] * x[((n * xs.c + c) * xs.h + r) * xs.w + q];
+              }
+          y[((n * out_c + o) * xs.h + i) * xs.w + j] = s;
+        }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("conv2d kernel forward equals the definition", "[conv2d]") {
+  for (int k : {1, 3}) {
+    const Shape xs{2, 5, 7, 9};
+    const int64_t out_c = 11;  // not a multiple of the kernel's output-channel block
+    auto x = random_values(xs.numel(), 1), w = random_values(out_c * xs.c * k * k, 2),
+         b = random_values(out_c, 3);
+    std::vector<double> y(size_t(xs.n * out_c * xs.h * xs.w));
+    cpu::conv2d_forward<double>(view(x, xs), w.data(), b.data(), k,
+                                view(y, {xs.n, out_c, xs.h, xs.w}));
+    // Same terms summed in another order: only rounding differs (~1e-15 relative).
+    CHECK(expect_close(y, conv_by_definition(x, xs, w, b, out_c, k), 1e-12, 1e-12,
+                       "conv" + std::to_string(k)));
+  }
+}
+
+TEST_CASE("conv2d kernel gradcheck", "[gradcheck][conv2d]") {
+  for (int k : {1, 3}) {
+    const Shape xs{2, 3, 5, 7};
+    const int64_t out_c = 4;
+    const Shape ys{xs.n, out_c, xs.h, xs.w};
+    const auto r = random_values(ys.numel(), 10);
+    auto forward = [&](const std::vector<std::vector<double>>& in) {
+      std::vector<double> x = in[0], y(ys.numel());
+      cpu::conv2d_forward<double>(view(x, xs), in[1].data(), in[2].data(), k, view(y, ys));
+      return y;
+    };
+    ScalarFn f = [&](const auto& in) { return weighted_sum(forward(in), r); };
+    GradFn g = [&](const auto& in) {
+      std::vector<double> x = in[0], gy = r, gx(xs.numel());
+      // Pre-filled parameter gradients: the kernel must add to them, not overwrite.
+      std::vector<double> gw(in[1].size(), 0.5), gb(in[2].size(), -0.25);
+      cpu::conv2d_backward_input<double>(view(gy, ys), in[1].data(), k, view(gx, xs));
+      cpu::conv2d_backward_params<double>(view(x, xs), view(gy, ys), k, gw.data(), gb.data());
+      for (double& v : gw) v -= 0.5;
+      for (double& v : gb) v += 0.25;
+      return std::vector<std::vector<double>>{gx, gw, gb};
+    };
+    std::vector<std::vector<double>> inputs = {random_values(xs.numel(), 11),
+                                               random_values(out_c * xs.c * k * k, 12),
+                                               random_values(out_c, 13)};
+    CHECK(gradcheck(f, g, inputs, "conv" + std::to_string(k)));
+  }
+}
+
+TEST_CASE("conv2d op: parameter gradients accumulate, shapes are checked", "[conv2d][autograd]") {
+  Tensor x = random_tensor({2, 3, 6, 5}, 1).set_requires_grad(true);
+  Tensor w = random_tensor({4, 3, 3, 3}, 2).set_requires_grad(true);
+  Tensor b = random_tensor({4, 1, 1, 1}, 3).set_requires_grad(true);
+  mean(conv2d(x, w, b)).backward();
+  const auto gw1 = w.grad().to_vector(), gx1 = x.grad().to_vector();
+  mean(conv2d(x, w, b)).backward();
+  std::vector<float> twice(gw1.size());
+  for (size_t i = 0; i < gw1.size(); ++i) twice[i] = 2 * gw1[i];
+  // Two identical float sums: equal up to one rounding of the addition.
+  CHECK(expect_close(w.grad().to_vector(), twice, 1e-7, 1e-6, "conv weight grad accumulates"));
+  CHECK_THROWS_WITH(conv2d(random_tensor({2, 5, 6, 5}, 4), w, b),
+                    Catch::Contains("conv2d") && Catch::Contains("[2, 5, 6, 5]") &&
+                        Catch::Contains("[4, 3, 3, 3]"));
+  CHECK_THROWS_WITH(conv2d(x, random_tensor({4, 3, 5, 5}, 5), b), Catch::Contains("3x3"));
+}
