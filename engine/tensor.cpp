@@ -73,6 +73,18 @@ Tensor Tensor::channel_slice(int64_t first, int64_t count) const {
   return Tensor(std::move(view));
 }
 
+Tensor Tensor::flat_view(int64_t offset, Shape shape) const {
+  DEBLUR_CHECK(is_contiguous(), "flat_view of a non-contiguous view ", this->shape().str());
+  DEBLUR_CHECK(offset >= 0 && offset + shape.numel() <= numel(), "flat_view of ", shape.str(),
+               " at ", offset, " overruns ", this->shape().str());
+  auto view = std::make_shared<Impl>();
+  view->storage = impl().storage;
+  view->offset = impl().offset + offset;
+  view->shape = shape;
+  view->batch_stride = shape.c * shape.h * shape.w;
+  return Tensor(std::move(view));
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   DEBLUR_CHECK(shape.numel() == numel(), "reshape from ", this->shape().str(), " to ", shape.str(),
                " changes the element count");

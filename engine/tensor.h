@@ -72,6 +72,9 @@ class Tensor {
 
   // Channels [first, first + count) of every sample, sharing this tensor's storage.
   Tensor channel_slice(int64_t first, int64_t count) const;
+  // `shape` laid out contiguously from element `offset` of this contiguous tensor's data,
+  // sharing its storage (how parameters live inside one slab).
+  Tensor flat_view(int64_t offset, Shape shape) const;
   // Same data seen with another shape of equal numel; requires a contiguous tensor.
   Tensor reshape(Shape shape) const;
   Tensor clone() const;                   // contiguous copy of the data, no autograd history

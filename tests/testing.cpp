@@ -21,7 +21,8 @@ bool compare(const std::vector<A>& actual, const std::vector<B>& ref, double ato
     const double a = actual[i], r = ref[i];
     const double tol = atol + rtol * std::abs(r);
     const double err = std::abs(a - r);
-    const double ratio = std::isfinite(err) ? err / tol : INFINITY;
+    // err / tol, with an exact match at zero tolerance counting as 0 (and NaN as infinite).
+    const double ratio = !(err == err) ? INFINITY : err == 0 ? 0.0 : tol > 0 ? err / tol : INFINITY;
     if (!(ratio <= 1.0)) {
       if (bad < 5)
         std::fprintf(stderr, "%s: [%zu] got %.9g, want %.9g (error %.3g, tolerance %.3g)\n",

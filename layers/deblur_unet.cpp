@@ -1,0 +1,79 @@
+// Block and DeblurUNet: registration in the reference module's order, and the forward pass.
+#include "layers/deblur_unet.h"
+
+#include "engine/check.h"
+#include "engine/ops.h"
+
+namespace deblur {
+
+Block::Block(int64_t in_channels, int64_t out_channels, int groups)
+    : conv1_(in_channels, out_channels, 3),
+      norm1_(groups, out_channels),
+      conv2_(out_channels, out_channels, 3),
+      norm2_(groups, out_channels) {
+  register_module("conv1", conv1_);
+  register_module("norm1", norm1_);
+  register_module("conv2", conv2_);
+  register_module("norm2", norm2_);
+}
+
+Tensor Block::forward(const Tensor& x) const {
+  Tensor h = norm1_.forward(conv1_.forward(x), /*fuse_relu=*/true);
+  return norm2_.forward(conv2_.forward(h), /*fuse_relu=*/true);
+}
+
+DeblurUNet::DeblurUNet(int64_t base, uint64_t seed)
+    : enc1_(3, base),
+      enc2_(base, 2 * base),
+      enc3_(2 * base, 4 * base),
+      enc4_(4 * base, 8 * base),
+      bottleneck_(8 * base, 16 * base),
+      up4_(16 * base, 8 * base, 3),
+      dec4_(16 * base, 8 * base),
+      up3_(8 * base, 4 * base, 3),
+      dec3_(8 * base, 4 * base),
+      up2_(4 * base, 2 * base, 3),
+      dec2_(4 * base, 2 * base),
+      up1_(2 * base, base, 3),
+      dec1_(2 * base, base),
+      final_(base, 3, 1) {
+  // The reference module's attribute order, which fixes the state_dict order.
+  register_module("enc1", enc1_);
+  register_module("enc2", enc2_);
+  register_module("enc3", enc3_);
+  register_module("enc4", enc4_);
+  register_module("bottleneck", bottleneck_);
+  register_module("up4", up4_);
+  register_module("dec4", dec4_);
+  register_module("up3", up3_);
+  register_module("dec3", dec3_);
+  register_module("up2", up2_);
+  register_module("dec2", dec2_);
+  register_module("up1", up1_);
+  register_module("dec1", dec1_);
+  register_module("final", final_);
+  reset_parameters(seed);
+  pack_parameters();
+}
+
+Tensor DeblurUNet::up(const Conv2d& conv, const Tensor& x) const {
+  return conv.forward(upsample_bilinear2x(x));
+}
+
+Tensor DeblurUNet::forward(const Tensor& x) const {
+  DEBLUR_CHECK(x.c() == 3, "DeblurUNet: input ", x.shape().str(), " must have 3 channels");
+  DEBLUR_CHECK(x.h() % 16 == 0 && x.w() % 16 == 0 && x.h() > 0 && x.w() > 0, "DeblurUNet: input ",
+               x.shape().str(), " needs height and width that are multiples of 16");
+  Tensor e1 = enc1_.forward(x);
+  Tensor e2 = enc2_.forward(max_pool2d(e1));
+  Tensor e3 = enc3_.forward(max_pool2d(e2));
+  Tensor e4 = enc4_.forward(max_pool2d(e3));
+  Tensor b = bottleneck_.forward(max_pool2d(e4));
+  Tensor d4 = dec4_.forward(concat(up(up4_, b), e4));
+  Tensor d3 = dec3_.forward(concat(up(up3_, d4), e3));
+  Tensor d2 = dec2_.forward(concat(up(up2_, d3), e2));
+  Tensor d1 = dec1_.forward(concat(up(up1_, d2), e1));
+  return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
+}
+
+}  // namespace deblur

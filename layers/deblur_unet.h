@@ -1,0 +1,50 @@
+// DeblurUNet: the seed's U-Net, with exactly the reference module's parameter names and shapes
+// (../shared/reference/deblur_unet.py, 8,636,451 parameters, 82 tensors).
+//
+// Encoder 32-64-128-256, bottleneck 512; each Block is two (3x3 conv, GroupNorm(8), ReLU);
+// 2x2 max-pool down; up: bilinear x2 upsample (align_corners=False), 3x3 conv halving the
+// channels, concat [upsampled, skip], Block; final 1x1 conv to 3 channels, no activation.
+// Input and output: [N, 3, H, W] in [-1, 1], H and W multiples of 16.
+#pragma once
+
+#include "layers/conv2d.h"
+#include "layers/group_norm.h"
+
+namespace deblur {
+
+class Block : public Module {
+ public:
+  Block(int64_t in_channels, int64_t out_channels, int groups = 8);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  Conv2d conv1_;
+  GroupNorm norm1_;
+  Conv2d conv2_;
+  GroupNorm norm2_;
+};
+
+class DeblurUNet : public Module {
+ public:
+  static constexpr int64_t kParameterCount = 8636451;
+
+  // Parameters packed into slabs and initialised as PyTorch's defaults from `seed`.
+  explicit DeblurUNet(int64_t base = 32, uint64_t seed = 0);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  Tensor up(const Conv2d& conv, const Tensor& x) const;
+
+  Block enc1_, enc2_, enc3_, enc4_, bottleneck_;
+  Conv2d up4_;
+  Block dec4_;
+  Conv2d up3_;
+  Block dec3_;
+  Conv2d up2_;
+  Block dec2_;
+  Conv2d up1_;
+  Block dec1_;
+  Conv2d final_;
+};
+
+}  // namespace deblur

@@ -1,0 +1,136 @@
+// Module: registry walk, parameter slabs, state dict IO.
+#include "layers/module.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "engine/check.h"
+#include "engine/ops.h"
+
+namespace deblur {
+
+namespace {
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+}  // namespace
+
+Tensor& Module::register_parameter(const std::string& name, Shape shape,
+                                   std::vector<int64_t> file_shape) {
+  int64_t file_numel = 1;
+  for (int64_t d : file_shape) file_numel *= d;
+  DEBLUR_CHECK(file_numel == shape.numel(), "parameter ", name, ": shape ", shape.str(),
+               " and file shape ", shape_text(file_shape), " differ in size");
+  own_.push_back({name, Tensor::zeros(shape), std::move(file_shape)});
+  own_.back().value.set_requires_grad(true);
+  return own_.back().value;
+}
+
+void Module::register_module(const std::string& name, Module& child) {
+  children_.emplace_back(name, &child);
+}
+
+void Module::collect(const std::string& prefix, std::vector<NamedParameter>& out) {
+  for (OwnParameter& p : own_) out.push_back({prefix + p.name, &p.value, p.file_shape});
+  for (auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+}
+
+std::vector<NamedParameter> Module::parameters() {
+  std::vector<NamedParameter> out;
+  collect("", out);
+  return out;
+}
+
+int64_t Module::parameter_count() {
+  int64_t total = 0;
+  for (const NamedParameter& p : parameters()) total += p.value->numel();
+  return total;
+}
+
+void Module::pack_parameters() {
+  std::vector<NamedParameter> params = parameters();
+  const int64_t total = parameter_count();
+  values_slab_ = Tensor::empty({1, 1, 1, total});
+  grads_slab_ = Tensor::zeros({1, 1, 1, total});
+  int64_t offset = 0;
+  for (NamedParameter& p : params) {
+    const Shape shape = p.value->shape();
+    Tensor packed = values_slab_.flat_view(offset, shape);
+    std::copy_n(p.value->data(), shape.numel(), packed.data());
+    packed.set_requires_grad(true);
+    packed.set_grad(grads_slab_.flat_view(offset, shape));
+    *p.value = packed;
+    offset += shape.numel();
+  }
+}
+
+void Module::zero_grad() {
+  if (grads_slab_.defined()) {
+    std::fill_n(grads_slab_.data(), grads_slab_.numel(), 0.0f);
+    return;
+  }
+  for (NamedParameter& p : parameters()) p.value->set_grad(Tensor());
+}
+
+void Module::init_parameters(std::mt19937_64&) {}
+
+void Module::init_tree(std::mt19937_64& rng) {
+  init_parameters(rng);
+  for (auto& [name, child] : children_) child->init_tree(rng);
+}
+
+void Module::reset_parameters(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  init_tree(rng);
+}
+
+void Module::load_state(const SafetensorsFile& state, const std::string& source) {
+  std::vector<std::string> problems;
+  std::vector<NamedParameter> params = parameters();
+  for (const NamedParameter& p : params) {
+    const TensorRecord* record = state.find(p.name);
+    if (!record)
+      problems.push_back("missing " + p.name + " " + shape_text(p.file_shape));
+    else if (record->shape != p.file_shape)
+      problems.push_back(p.name + " has shape " + shape_text(record->shape) + ", the model needs " +
+                         shape_text(p.file_shape));
+  }
+  for (const TensorRecord& record : state.tensors) {
+    const bool known = std::any_of(params.begin(), params.end(),
+                                   [&](const NamedParameter& p) { return p.name == record.name; });
+    if (!known) problems.push_back("unexpected " + record.name + " " + shape_text(record.shape));
+  }
+  if (!problems.empty()) {
+    std::ostringstream message;
+    message << source << ": state does not match the model (" << problems.size()
+            << " problems):";
+    const size_t shown = std::min<size_t>(problems.size(), 20);
+    for (size_t i = 0; i < shown; ++i) message << "\n  " << problems[i];
+    if (shown < problems.size()) message << "\n  ... and " << problems.size() - shown << " more";
+    throw Error(message.str());
+  }
+  for (NamedParameter& p : params) {
+    const TensorRecord* record = state.find(p.name);
+    std::copy(record->values.begin(), record->values.end(), p.value->data());
+  }
+}
+
+void Module::load_state(const std::string& path) { load_state(read_safetensors(path), path); }
+
+std::vector<TensorRecord> Module::state(DType dtype) {
+  std::vector<TensorRecord> records;
+  for (const NamedParameter& p : parameters())
+    records.push_back({p.name, p.file_shape, p.value->to_vector(), dtype});
+  return records;
+}
+
+void Module::save_state(const std::string& path,
+                        const std::map<std::string, std::string>& metadata, DType dtype) {
+  write_safetensors(path, state(dtype), metadata);
+}
+
+}  // namespace deblur

@@ -1,0 +1,77 @@
+// Module: the parameter registry every layer builds on.
+//
+// A module registers its own parameters and its child modules by name; parameters() walks them
+// in registration order with dotted names, which for the layers here is PyTorch's state_dict
+// order. The root calls pack_parameters() once built: all parameter values then live in one
+// slab and all gradients in another, so global-norm clipping is one reduction and an optimizer
+// one pass. State moves through safetensors files with PyTorch's names and shapes.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/safetensors.h"
+#include "engine/tensor.h"
+
+namespace deblur {
+
+struct NamedParameter {
+  std::string name;                  // dotted, e.g. "enc1.conv1.weight"
+  Tensor* value;                     // the module's own handle (rebinding it rebinds the layer)
+  std::vector<int64_t> file_shape;   // PyTorch's shape, e.g. {32} for a bias
+};
+
+class Module {
+ public:
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  virtual ~Module() = default;
+
+  std::vector<NamedParameter> parameters();
+  int64_t parameter_count();
+
+  // Moves every parameter into one value slab and gives each a gradient view into one gradient
+  // slab (zeroed). Call once, on the root, after construction.
+  void pack_parameters();
+  const Tensor& parameter_values() const { return values_slab_; }
+  const Tensor& parameter_grads() const { return grads_slab_; }
+  void zero_grad();
+
+  // PyTorch's default initialisation for every layer, from a seeded generator.
+  void reset_parameters(uint64_t seed);
+
+  // Copies values from a state dict: names and shapes must match exactly (a mismatch throws
+  // one error listing every missing, unexpected or misshapen tensor, naming `source`).
+  void load_state(const SafetensorsFile& state, const std::string& source);
+  void load_state(const std::string& path);
+  std::vector<TensorRecord> state(DType dtype = DType::F32);
+  void save_state(const std::string& path, const std::map<std::string, std::string>& metadata = {},
+                  DType dtype = DType::F32);
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Shape shape,
+                             std::vector<int64_t> file_shape);
+  void register_module(const std::string& name, Module& child);
+  // A layer's own initialisation; the default leaves its parameters as they are.
+  virtual void init_parameters(std::mt19937_64& rng);
+
+ private:
+  struct OwnParameter {
+    std::string name;
+    Tensor value;
+    std::vector<int64_t> file_shape;
+  };
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out);
+  void init_tree(std::mt19937_64& rng);
+
+  std::deque<OwnParameter> own_;  // deque: the references handed to layers stay valid
+  std::vector<std::pair<std::string, Module*>> children_;
+  Tensor values_slab_, grads_slab_;
+};
+
+}  // namespace deblur

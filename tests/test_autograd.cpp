@@ -1,0 +1,78 @@
+// The autograd tape: gradient routing and summing, leaf accumulation, no-grad mode, freed
+// graphs, and views.
+#include <catch2/catch.hpp>
+
+#include "engine/ops.h"
+#include "tests/testing.h"
+
+using namespace deblur;
+using namespace deblur::testing;
+
+TEST_CASE("gradients of a tensor used twice are summed", "[autograd]") {
+  Tensor x = random_tensor({2, 3, 4, 5}, 1).set_requires_grad(true);
+  Tensor h = scale(x, 2.0f);
+  Tensor loss = mean(add(relu(h), h));
+  loss.backward();
+  const auto xv = x.to_vector(), g = x.grad().to_vector();
+  // d/dx mean(relu(2x) + 2x) = (2 [x > 0] + 2) / numel; float rounding only (~1e-7).
+  std::vector<float> expected(xv.size());
+  for (size_t i = 0; i < xv.size(); ++i) expected[i] = (xv[i] > 0 ? 4.0f : 2.0f) / xv.size();
+  CHECK(expect_close(g, expected, 0, 1e-6, "x.grad"));
+}
+
+TEST_CASE("leaf gradients accumulate until cleared", "[autograd]") {
+  Tensor x = random_tensor({1, 2, 3, 3}, 2).set_requires_grad(true);
+  mean(scale(x, 3.0f)).backward();
+  mean(scale(x, 3.0f)).backward();
+  const std::vector<float> twice(x.numel(), 6.0f / x.numel());
+  CHECK(expect_close(x.grad().to_vector(), twice, 0, 1e-6, "accumulated"));
+  x.set_grad(Tensor());
+  mean(x).backward();
+  const std::vector<float> once(x.numel(), 1.0f / x.numel());
+  CHECK(expect_close(x.grad().to_vector(), once, 0, 1e-6, "after clearing"));
+}
+
+TEST_CASE("no-grad mode records nothing", "[autograd]") {
+  Tensor x = random_tensor({1, 2, 3, 3}, 3).set_requires_grad(true);
+  {
+    NoGradGuard guard;
+    Tensor y = relu(scale(x, 2.0f));
+    CHECK_FALSE(y.requires_grad());
+  }
+  CHECK(grad_enabled());
+  CHECK(relu(x).requires_grad());
+}
+
+TEST_CASE("backward frees the graph and says so when run twice", "[autograd]") {
+  Tensor x = random_tensor({1, 1, 2, 2}, 4).set_requires_grad(true);
+  Tensor loss = mean(relu(x));
+  loss.backward();
+  CHECK_THROWS_WITH(loss.backward(), Catch::Contains("second time"));
+  CHECK_THROWS_WITH(relu(x).backward(), Catch::Contains("1-element"));
+  CHECK_THROWS_WITH(mean(random_tensor({1, 1, 2, 2}, 5)).backward(),
+                    Catch::Contains("does not require grad"));
+}
+
+TEST_CASE("backward from a non-scalar takes the upstream gradient", "[autograd]") {
+  Tensor x = random_tensor({2, 2, 3, 1}, 6).set_requires_grad(true);
+  Tensor gy = random_tensor(x.shape(), 7);
+  scale(x, -2.0f).backward(gy);
+  auto expected = gy.to_vector();
+  for (float& v : expected) v *= -2.0f;
+  CHECK(expect_close(x.grad().to_vector(), expected, 0, 0, "x.grad"));  // exact: one multiply
+}
+
+TEST_CASE("channel slices are zero-copy views", "[tensor]") {
+  Tensor t = random_tensor({2, 5, 3, 4}, 8);
+  Tensor s = t.channel_slice(1, 3);
+  CHECK(s.shape() == Shape{2, 3, 3, 4});
+  CHECK(s.same_storage(t));
+  CHECK(s.batch_stride() == 5 * 3 * 4);
+  CHECK_FALSE(s.is_contiguous());
+  const auto all = t.to_vector(), part = s.to_vector();
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 3 * 12; ++i) CHECK(part[n * 36 + i] == all[n * 60 + 12 + i]);
+  s.data()[0] = 42.0f;  // writes through to the base tensor
+  CHECK(t.to_vector()[12] == 42.0f);
+  CHECK_THROWS_WITH(t.channel_slice(4, 2), Catch::Contains("out of range"));
+}
