@@ -23,7 +23,8 @@ Tensor Block::forward(const Tensor& x) const {
 }
 
 DeblurUNet::DeblurUNet(int64_t base, uint64_t seed)
-    : enc1_(3, base),
+    : base_(base),
+      enc1_(3, base),
       enc2_(base, 2 * base),
       enc3_(2 * base, 4 * base),
       enc4_(4 * base, 8 * base),
@@ -54,6 +55,27 @@ DeblurUNet::DeblurUNet(int64_t base, uint64_t seed)
   register_module("final", final_);
   reset_parameters(seed);
   pack_parameters();
+}
+
+int64_t DeblurUNet::forward_macs(int64_t height, int64_t width) const {
+  auto conv = [](int64_t cin, int64_t cout, int64_t k, int64_t pixels) {
+    return cin * cout * k * k * pixels;
+  };
+  auto block = [&](int64_t cin, int64_t cout, int64_t pixels) {
+    return conv(cin, cout, 3, pixels) + conv(cout, cout, 3, pixels);
+  };
+  int64_t macs = 0;
+  int64_t c = base_;
+  int64_t pixels = height * width;
+  macs += block(3, c, pixels) + conv(c, 3, 1, pixels);  // enc1, final
+  macs += block(2 * c, c, pixels) + conv(2 * c, c, 3, pixels);  // dec1, up1
+  for (int level = 1; level < 4; ++level) {  // enc2..enc4 with dec2..dec4 and up2..up4
+    pixels /= 4;
+    macs += block(c, 2 * c, pixels) + block(4 * c, 2 * c, pixels) + conv(4 * c, 2 * c, 3, pixels);
+    c *= 2;
+  }
+  macs += block(c, 2 * c, pixels / 4);  // bottleneck
+  return macs;
 }
 
 Tensor DeblurUNet::up(const Conv2d& conv, const Tensor& x) const {

@@ -32,8 +32,14 @@ class DeblurUNet : public Module {
   explicit DeblurUNet(int64_t base = 32, uint64_t seed = 0);
   Tensor forward(const Tensor& x) const;
 
+  // Multiply-accumulates of one forward pass on a height x width image (convolutions only:
+  // everything else is under 1% of the work).
+  int64_t forward_macs(int64_t height, int64_t width) const;
+
  private:
   Tensor up(const Conv2d& conv, const Tensor& x) const;
+
+  int64_t base_;
 
   Block enc1_, enc2_, enc3_, enc4_, bottleneck_;
   Conv2d up4_;

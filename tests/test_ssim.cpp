@@ -45,8 +45,8 @@ std::vector<double> noisy(const std::vector<double>& x, double amplitude, uint64
 }  // namespace
 
 TEST_CASE("gaussian window", "[ssim]") {
-  double g[kGaussianTaps];
-  gaussian_window(g);
+  double g[common::kGaussianTaps];
+  common::gaussian_window(g);
   double total = 0.0;
   for (double v : g) total += v;
   // Hand-computed: exp(-d^2 / 4.5) / sum over d = -5..5 (sum 3.759232795169263).
@@ -54,7 +54,7 @@ TEST_CASE("gaussian window", "[ssim]") {
   CHECK(std::abs(total - 1.0) < 1e-15);
   CHECK(std::abs(g[5] - 0.26601172486179436) < 1e-15);
   CHECK(std::abs(g[0] - 0.00102838008447911) < 1e-15);
-  for (int k = 0; k < kGaussianTaps; ++k) CHECK(g[k] == g[kGaussianTaps - 1 - k]);
+  for (int k = 0; k < common::kGaussianTaps; ++k) CHECK(g[k] == g[common::kGaussianTaps - 1 - k]);
 }
 
 TEST_CASE("ssim kernels gradcheck", "[ssim][gradcheck]") {

@@ -16,7 +16,7 @@ namespace deblur {
 namespace {
 
 // The smallest side MS-SSIM accepts: pytorch_msssim asserts > (11 - 1) * 2^4.
-constexpr int64_t kMsSsimMinSide = (kGaussianTaps - 1) * 16 + 1;
+constexpr int64_t kMsSsimMinSide = (common::kGaussianTaps - 1) * 16 + 1;
 
 // Common checks; returns the device.
 Device check_inputs(const char* op, const Tensor& x, const Tensor& y, float data_range) {
@@ -60,8 +60,8 @@ bool ms_ssim_supported(const Shape& shape) {
 Tensor ssim(const Tensor& x, const Tensor& y, float data_range) {
   Device device = check_inputs("ssim", x, y, data_range);
   // pytorch_msssim would silently skip filtering a side shorter than the window; refuse it.
-  DEBLUR_CHECK(std::min(x.h(), x.w()) >= kGaussianTaps, "ssim: input ", x.shape().str(),
-               " is smaller than the ", kGaussianTaps, "-pixel Gaussian window");
+  DEBLUR_CHECK(std::min(x.h(), x.w()) >= common::kGaussianTaps, "ssim: input ", x.shape().str(),
+               " is smaller than the ", common::kGaussianTaps, "-pixel Gaussian window");
   if (device != Device::CPU) no_kernel("ssim", device);
   return scalar_similarity("ssim", x, y, data_range, &cpu::ssim_forward<float>,
                            &cpu::ssim_backward<float>);
@@ -71,7 +71,7 @@ Tensor ms_ssim(const Tensor& x, const Tensor& y, float data_range) {
   Device device = check_inputs("ms_ssim", x, y, data_range);
   DEBLUR_CHECK(ms_ssim_supported(x.shape()), "ms_ssim: input ", x.shape().str(),
                " is too small: the smaller side must be at least ", kMsSsimMinSide,
-               " pixels for the 4 downsamplings of the ", kGaussianTaps, "-pixel window");
+               " pixels for the 4 downsamplings of the ", common::kGaussianTaps, "-pixel window");
   if (device != Device::CPU) no_kernel("ms_ssim", device);
   return scalar_similarity("ms_ssim", x, y, data_range, &cpu::ms_ssim_forward<float>,
                            &cpu::ms_ssim_backward<float>);

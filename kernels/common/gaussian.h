@@ -8,7 +8,7 @@
 
 #include "kernels/common/hd.h"
 
-namespace deblur {
+namespace deblur::common {
 
 inline constexpr int kGaussianTaps = 11;
 inline constexpr double kGaussianSigma = 1.5;
@@ -28,4 +28,4 @@ DEBLUR_HD void gaussian_window(T* window) {
     window[k] = static_cast<T>(gaussian_weight_unnormalised(k) / total);
 }
 
-}  // namespace deblur
+}  // namespace deblur::common

@@ -11,23 +11,11 @@
 namespace deblur::cpu {
 
 namespace {
-constexpr int64_t kChunk = 1 << 14;
-
-// Calls fn(i, begin, count) over the chunks of every sample i.
-template <class Fn>
-void for_each_chunk(int64_t n, int64_t sample_size, Fn&& fn) {
-  const int64_t chunks = (sample_size + kChunk - 1) / kChunk;
-  parallel_for(n * chunks, [&](int64_t job) {
-    const int64_t i = job / chunks, begin = (job % chunks) * kChunk;
-    fn(i, begin, std::min(kChunk, sample_size - begin));
-  });
-}
-
 // Sum over all elements of term(pred - target): a double partial per chunk, totalled in chunk
 // order, so the result does not depend on the thread count.
 template <class T, class Term>
 double sum_of(NchwView<const T> pred, NchwView<const T> target, Term term) {
-  const int64_t size = pred.sample_size(), chunks = (size + kChunk - 1) / kChunk;
+  const int64_t size = pred.sample_size(), chunks = chunk_count(size);
   std::vector<double> partial(pred.n * chunks, 0.0);
   for_each_chunk(pred.n, size, [&](int64_t i, int64_t begin, int64_t count) {
     const T* p = pred.sample(i) + begin;

@@ -8,19 +8,6 @@
 
 namespace deblur::cpu {
 
-namespace {
-// Calls fn(i, begin, count) over chunks of sample i small enough to spread over threads.
-template <class Fn>
-void for_each_chunk(int64_t n, int64_t sample_size, Fn&& fn) {
-  constexpr int64_t kChunk = 1 << 14;
-  const int64_t chunks = (sample_size + kChunk - 1) / kChunk;
-  parallel_for(n * chunks, [&](int64_t job) {
-    const int64_t i = job / chunks, begin = (job % chunks) * kChunk;
-    fn(i, begin, std::min(kChunk, sample_size - begin));
-  });
-}
-}  // namespace
-
 template <class T>
 void relu_forward(NchwView<const T> x, NchwView<T> y) {
   for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
@@ -81,14 +68,15 @@ void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y,
 
 template <class T>
 double sum(NchwView<const T> x) {
-  // Per-sample partial sums in double, then a fixed-order total: deterministic for any
-  // thread count.
-  std::vector<double> partial(x.n, 0.0);
-  parallel_for(x.n, [&](int64_t i) {
-    const T* in = x.sample(i);
+  // Double partial sums per chunk, totalled in chunk order: the same result for any thread
+  // count.
+  const int64_t size = x.sample_size(), chunks = chunk_count(size);
+  std::vector<double> partial(size_t(x.n * chunks), 0.0);
+  for_each_chunk(x.n, size, [&](int64_t i, int64_t begin, int64_t count) {
+    const T* in = x.sample(i) + begin;
     double s = 0.0;
-    for (int64_t k = 0; k < x.sample_size(); ++k) s += in[k];
-    partial[i] = s;
+    for (int64_t k = 0; k < count; ++k) s += in[k];
+    partial[i * chunks + begin / kChunk] = s;
   });
   double total = 0.0;
   for (double s : partial) total += s;

@@ -44,7 +44,7 @@ namespace deblur::cpu {
 
 namespace {
 
-constexpr int kTaps = kGaussianTaps;
+constexpr int kTaps = common::kGaussianTaps;
 
 template <class T>
 struct SsimConstants {
@@ -53,7 +53,7 @@ struct SsimConstants {
   explicit SsimConstants(double data_range)
       : c1(static_cast<T>((0.01 * data_range) * (0.01 * data_range))),
         c2(static_cast<T>((0.03 * data_range) * (0.03 * data_range))) {
-    gaussian_window(g.data());
+    common::gaussian_window(g.data());
   }
 };
 

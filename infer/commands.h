@@ -1,0 +1,10 @@
+// The deblur subcommands; each takes main's argc/argv (argv[1] is the command's name) and
+// returns the process exit code.
+#pragma once
+
+namespace deblur::cli {
+
+int run_demo(int argc, char** argv);
+int run_info(int argc, char** argv);
+
+}  // namespace deblur::cli

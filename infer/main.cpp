@@ -1,0 +1,37 @@
+// The deblur command-line tool: one binary, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "infer/commands.h"
+
+namespace {
+void print_usage() {
+  std::printf(
+      "deblur: train and run image-deblurring U-Nets on a C++ engine of its own.\n\n"
+      "usage: deblur <command> [options]\n\n"
+      "commands:\n"
+      "  demo   the engine end to end on an untrained DeblurUNet: build, save and reload it,\n"
+      "         one forward pass and one training step on a synthetic blurred image\n"
+      "  info   describe a model file: parameters, tensor names and shapes, dtype, metadata\n\n"
+      "Run 'deblur <command> --help' for a command's options.\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "demo") return deblur::cli::run_demo(argc, argv);
+    if (command == "info") return deblur::cli::run_info(argc, argv);
+    std::fprintf(stderr, "deblur: unknown command '%s' (see deblur --help)\n", command.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "deblur %s: %s\n", command.c_str(), e.what());
+    return 1;
+  }
+}
