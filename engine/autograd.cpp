@@ -20,10 +20,16 @@ void accumulate_leaf(AutogradMeta& meta, const Tensor& g) {
 }
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
 
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 bool needs_grad(std::initializer_list<Tensor> inputs) {
   if (!g_grad_enabled) return false;
@@ -79,7 +85,9 @@ Tensor GradInputs::accumulator(size_t input) {
   return slot;
 }
 
-bool Tensor::requires_grad() const { return autograd_meta() != nullptr; }
+bool Tensor::requires_grad() const {
+  return autograd_meta() != nullptr;
+}
 
 Tensor& Tensor::set_requires_grad(bool on) {
   if (!on) {
@@ -90,7 +98,9 @@ Tensor& Tensor::set_requires_grad(bool on) {
   return *this;
 }
 
-Tensor Tensor::grad() const { return requires_grad() ? autograd_meta()->grad : Tensor(); }
+Tensor Tensor::grad() const {
+  return requires_grad() ? autograd_meta()->grad : Tensor();
+}
 
 void Tensor::set_grad(const Tensor& grad) {
   DEBLUR_CHECK(requires_grad() && !autograd_meta()->grad_fn,

@@ -24,7 +24,7 @@ std::string concat(const Parts&... parts) {
 
 }  // namespace deblur
 
-#define DEBLUR_CHECK(cond, ...)                                        \
-  do {                                                                 \
+#define DEBLUR_CHECK(cond, ...)                                                \
+  do {                                                                         \
     if (!(cond)) throw ::deblur::Error(::deblur::detail::concat(__VA_ARGS__)); \
   } while (0)

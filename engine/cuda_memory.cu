@@ -7,11 +7,11 @@
 
 #include "engine/check.h"
 
-#define DEBLUR_CUDA_CHECK(call)                                                       \
-  do {                                                                                \
-    cudaError_t status_ = (call);                                                     \
-    if (status_ != cudaSuccess)                                                       \
-      throw ::deblur::Error(std::string(#call) + " failed at " __FILE__ ":" +         \
+#define DEBLUR_CUDA_CHECK(call)                                                             \
+  do {                                                                                      \
+    cudaError_t status_ = (call);                                                           \
+    if (status_ != cudaSuccess)                                                             \
+      throw ::deblur::Error(std::string(#call) + " failed at " __FILE__ ":" +               \
                             std::to_string(__LINE__) + ": " + cudaGetErrorString(status_)); \
   } while (0)
 
@@ -28,13 +28,15 @@ float* cuda_alloc(int64_t count) {
   return static_cast<float*>(p);
 }
 
-void cuda_free(float* data) { cudaFree(data); }
+void cuda_free(float* data) {
+  cudaFree(data);
+}
 
 void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_device,
                int64_t count) {
-  cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice
-                                                       : cudaMemcpyHostToDevice)
-                                      : cudaMemcpyDeviceToHost;
+  cudaMemcpyKind kind = dst_on_device
+                            ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                            : cudaMemcpyDeviceToHost;
   DEBLUR_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(count) * sizeof(float), kind));
 }
 

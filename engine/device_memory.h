@@ -13,7 +13,6 @@ bool cuda_available();  // built with CUDA and at least one device visible
 float* device_alloc(int64_t count, Device device);
 void device_free(float* data, Device device);
 // Copies count floats between any two devices.
-void device_copy(float* dst, Device dst_device, const float* src, Device src_device,
-                 int64_t count);
+void device_copy(float* dst, Device dst_device, const float* src, Device src_device, int64_t count);
 
 }  // namespace deblur

@@ -22,10 +22,10 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
 
 // --- engine/ops/pointwise.cpp
 Tensor relu(const Tensor& x);
-Tensor add(const Tensor& a, const Tensor& b);                 // same shapes
+Tensor add(const Tensor& a, const Tensor& b);                     // same shapes
 Tensor scale(const Tensor& x, float factor, float shift = 0.0f);  // factor * x + shift
-Tensor clamp(const Tensor& x, float lo, float hi);  // grad passes where lo <= x <= hi
-Tensor mean(const Tensor& x);                       // of all elements, shape [1, 1, 1, 1]
+Tensor clamp(const Tensor& x, float lo, float hi);                // grad passes where lo <= x <= hi
+Tensor mean(const Tensor& x);                           // of all elements, shape [1, 1, 1, 1]
 void accumulate(const Tensor& dst, const Tensor& src);  // dst += src, in place, no autograd
 
 // --- engine/ops/resample.cpp

@@ -30,7 +30,9 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr size_t kHeaderLengthBytes = 8;
 constexpr char kMetadataKey[] = "__metadata__";
 
-size_t dtype_bytes(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+size_t dtype_bytes(DType dtype) {
+  return dtype == DType::F32 ? 4 : 2;
+}
 
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::ostringstream out;
@@ -109,8 +111,8 @@ Entry parse_entry(const std::string& source, const std::string& name, const nloh
                " has data_offsets that are not an array of 2 non-negative integers");
   entry.begin = offsets[0];
   entry.end = offsets[1];
-  DEBLUR_CHECK(entry.begin <= entry.end, where, " has data_offsets [", entry.begin, ", ",
-               entry.end, "] with begin after end");
+  DEBLUR_CHECK(entry.begin <= entry.end, where, " has data_offsets [", entry.begin, ", ", entry.end,
+               "] with begin after end");
 
   const size_t element_bytes = dtype_bytes(entry.dtype);
   DEBLUR_CHECK(checked_numel(dims, entry.numel) &&
@@ -177,15 +179,20 @@ void convert(const Entry& entry, const uint8_t* bytes, std::vector<float>& value
   }
 }
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }
@@ -204,7 +211,9 @@ float f16_to_float(uint16_t bits) {
   return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
 
-float bf16_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+float bf16_to_float(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
 
 uint16_t float_to_f16(float value) {
   const uint32_t bits = std::bit_cast<uint32_t>(value);
@@ -247,8 +256,8 @@ SafetensorsFile parse_safetensors(const uint8_t* bytes, size_t size, const std::
   std::memcpy(&header_bytes, bytes, sizeof(header_bytes));
   DEBLUR_CHECK(header_bytes <= kMaxHeaderBytes, source, ": header length ", header_bytes,
                " exceeds the limit of ", kMaxHeaderBytes, " bytes");
-  DEBLUR_CHECK(header_bytes <= size - kHeaderLengthBytes, source, ": header length ",
-               header_bytes, " runs past the end of the file (", size, " bytes; truncated?)");
+  DEBLUR_CHECK(header_bytes <= size - kHeaderLengthBytes, source, ": header length ", header_bytes,
+               " runs past the end of the file (", size, " bytes; truncated?)");
 
   const uint8_t* header_begin = bytes + kHeaderLengthBytes;
   const nlohmann::json header =
@@ -283,7 +292,8 @@ SafetensorsFile parse_safetensors(const uint8_t* bytes, size_t size, const std::
     covered = entry.end;
   }
   DEBLUR_CHECK(covered == data_bytes, source, ": data section is ", data_bytes,
-               " bytes but the tensors cover only ", covered, " (trailing bytes belong to no tensor)");
+               " bytes but the tensors cover only ", covered,
+               " (trailing bytes belong to no tensor)");
 
   const uint8_t* data = header_begin + header_bytes;
   for (const auto& entry : entries) {
@@ -339,8 +349,10 @@ void write_safetensors(const std::string& path, const std::vector<TensorRecord>&
   try {
     header_text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat(path, ": cannot encode the header (names and metadata must be "
-                                     "UTF-8): ", e.what()));
+    throw Error(detail::concat(path,
+                               ": cannot encode the header (names and metadata must be "
+                               "UTF-8): ",
+                               e.what()));
   }
   // Spaces after the JSON so the data section starts 8-byte aligned.
   header_text.append((8 - header_text.size() % 8) % 8, ' ');

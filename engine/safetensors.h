@@ -18,14 +18,14 @@ const char* dtype_name(DType dtype);  // "F32", "F16", "BF16"
 
 struct TensorRecord {
   std::string name;
-  std::vector<int64_t> shape;   // as in the file (any rank, including 0)
-  std::vector<float> values;    // row-major, converted to float32
-  DType dtype = DType::F32;     // the dtype in the file (read) or to write
+  std::vector<int64_t> shape;  // as in the file (any rank, including 0)
+  std::vector<float> values;   // row-major, converted to float32
+  DType dtype = DType::F32;    // the dtype in the file (read) or to write
 };
 
 struct SafetensorsFile {
-  std::vector<TensorRecord> tensors;            // in order of data offset
-  std::map<std::string, std::string> metadata;  // "__metadata__" (string to string)
+  std::vector<TensorRecord> tensors;                        // in order of data offset
+  std::map<std::string, std::string> metadata;              // "__metadata__" (string to string)
   const TensorRecord* find(const std::string& name) const;  // nullptr if absent
 };
 

@@ -9,7 +9,9 @@
 
 namespace deblur {
 
-const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+const char* device_name(Device device) {
+  return device == Device::CPU ? "cpu" : "cuda";
+}
 
 std::string Shape::str() const {
   return detail::concat("[", n, ", ", c, ", ", h, ", ", w, "]");
@@ -18,7 +20,9 @@ std::string Shape::str() const {
 Storage::Storage(int64_t count, Device device)
     : data_(device_alloc(count, device)), count_(count), device_(device) {}
 
-Storage::~Storage() { device_free(data_, device_); }
+Storage::~Storage() {
+  device_free(data_, device_);
+}
 
 Tensor Tensor::empty(Shape shape, Device device) {
   DEBLUR_CHECK(shape.n >= 0 && shape.c >= 0 && shape.h >= 0 && shape.w >= 0,
@@ -30,7 +34,9 @@ Tensor Tensor::empty(Shape shape, Device device) {
   return Tensor(std::move(impl));
 }
 
-Tensor Tensor::zeros(Shape shape, Device device) { return full(shape, 0.0f, device); }
+Tensor Tensor::zeros(Shape shape, Device device) {
+  return full(shape, 0.0f, device);
+}
 
 Tensor Tensor::full(Shape shape, float value, Device device) {
   Tensor t = empty(shape, Device::CPU);
@@ -39,8 +45,8 @@ Tensor Tensor::full(Shape shape, float value, Device device) {
 }
 
 Tensor Tensor::from_vector(Shape shape, const std::vector<float>& values) {
-  DEBLUR_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ",
-               values.size(), " values for shape ", shape.str());
+  DEBLUR_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
+               " values for shape ", shape.str());
   Tensor t = empty(shape);
   std::copy(values.begin(), values.end(), t.data());
   return t;
@@ -51,10 +57,18 @@ const Tensor::Impl& Tensor::impl() const {
   return *impl_;
 }
 
-const Shape& Tensor::shape() const { return impl().shape; }
-Device Tensor::device() const { return impl().storage->device(); }
-float* Tensor::data() const { return impl().storage->data() + impl().offset; }
-int64_t Tensor::batch_stride() const { return impl().batch_stride; }
+const Shape& Tensor::shape() const {
+  return impl().shape;
+}
+Device Tensor::device() const {
+  return impl().storage->device();
+}
+float* Tensor::data() const {
+  return impl().storage->data() + impl().offset;
+}
+int64_t Tensor::batch_stride() const {
+  return impl().batch_stride;
+}
 
 bool Tensor::same_storage(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;
@@ -109,7 +123,9 @@ Tensor Tensor::to(Device device) const {
   return out;
 }
 
-Tensor Tensor::clone() const { return to(device()); }
+Tensor Tensor::clone() const {
+  return to(device());
+}
 
 Tensor Tensor::detach() const {
   auto view = std::make_shared<Impl>(impl());
@@ -127,7 +143,9 @@ float Tensor::item() const {
   return to_vector()[0];
 }
 
-const std::shared_ptr<AutogradMeta>& Tensor::autograd_meta() const { return impl().autograd; }
+const std::shared_ptr<AutogradMeta>& Tensor::autograd_meta() const {
+  return impl().autograd;
+}
 
 void Tensor::set_autograd_meta(std::shared_ptr<AutogradMeta> meta) {
   DEBLUR_CHECK(impl_ != nullptr, "set_autograd_meta on an undefined tensor");

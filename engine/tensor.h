@@ -77,11 +77,11 @@ class Tensor {
   Tensor flat_view(int64_t offset, Shape shape) const;
   // Same data seen with another shape of equal numel; requires a contiguous tensor.
   Tensor reshape(Shape shape) const;
-  Tensor clone() const;                   // contiguous copy of the data, no autograd history
-  Tensor to(Device device) const;         // contiguous copy on another device (or this one)
-  Tensor detach() const;                  // same data, no autograd history
-  std::vector<float> to_vector() const;   // NCHW-packed copy on the host
-  float item() const;                     // the single value of a 1-element tensor
+  Tensor clone() const;                  // contiguous copy of the data, no autograd history
+  Tensor to(Device device) const;        // contiguous copy on another device (or this one)
+  Tensor detach() const;                 // same data, no autograd history
+  std::vector<float> to_vector() const;  // NCHW-packed copy on the host
+  float item() const;                    // the single value of a 1-element tensor
 
   // Autograd (engine/autograd.cpp).
   bool requires_grad() const;

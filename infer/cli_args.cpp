@@ -37,7 +37,9 @@ Args::Args(int argc, char** argv, int first, const std::vector<std::string>& fla
   }
 }
 
-bool Args::has(const std::string& name) const { return values_.count(canonical(name)) > 0; }
+bool Args::has(const std::string& name) const {
+  return values_.count(canonical(name)) > 0;
+}
 
 std::string Args::get(const std::string& name, const std::string& fallback) const {
   auto it = values_.find(canonical(name));

@@ -74,7 +74,9 @@ double psnr_01(const Tensor& a, const Tensor& b) {
   return 10.0 * std::log10(1.0 / (mse / va.size()));
 }
 
-Tensor to_unit_range(const Tensor& t) { return scale(clamp(t, -1.0f, 1.0f), 0.5f, 0.5f); }
+Tensor to_unit_range(const Tensor& t) {
+  return scale(clamp(t, -1.0f, 1.0f), 0.5f, 0.5f);
+}
 
 // The brief's loss: 0.84 (1 - clamp(MS-SSIM, 0, 1)) + 0.16 Charbonnier, MS-SSIM on [0, 1].
 Tensor combined_loss(const Tensor& pred, const Tensor& target) {
@@ -127,9 +129,10 @@ int run_demo(int argc, char** argv) {
 
   Tensor sharp = synthetic_sharp(size);
   Tensor blurred = shake_blur(sharp);
-  std::printf("input      1x3x%lldx%lld synthetic image, 9-step camera-shake blur: PSNR %.2f dB vs "
-              "sharp\n",
-              static_cast<long long>(size), static_cast<long long>(size), psnr_01(blurred, sharp));
+  std::printf(
+      "input      1x3x%lldx%lld synthetic image, 9-step camera-shake blur: PSNR %.2f dB vs "
+      "sharp\n",
+      static_cast<long long>(size), static_cast<long long>(size), psnr_01(blurred, sharp));
 
   auto start = std::chrono::steady_clock::now();
   Tensor output;
@@ -138,9 +141,10 @@ int run_demo(int argc, char** argv) {
     output = model.forward(blurred);
   }
   double t = seconds_since(start);
-  std::printf("forward    %.3f s on %d threads: %.1f GMAC, %.1f GFLOP/s; untrained output PSNR "
-              "%.2f dB\n",
-              t, cpu::num_threads(), macs / 1e9, 2.0 * macs / t / 1e9, psnr_01(output, sharp));
+  std::printf(
+      "forward    %.3f s on %d threads: %.1f GMAC, %.1f GFLOP/s; untrained output PSNR "
+      "%.2f dB\n",
+      t, cpu::num_threads(), macs / 1e9, 2.0 * macs / t / 1e9, psnr_01(output, sharp));
 
   start = std::chrono::steady_clock::now();
   Tensor loss = combined_loss(model.forward(blurred), sharp);

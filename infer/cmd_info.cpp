@@ -29,13 +29,15 @@ int run_info(int argc, char** argv) {
     parameters += static_cast<int64_t>(t.values.size());
     ++dtypes[dtype_name(t.dtype)];
   }
-  std::printf("%s\n  tensors: %zu\n  parameters: %lld\n  dtype:", path.c_str(),
-              file.tensors.size(), static_cast<long long>(parameters));
+  std::printf("%s\n  tensors: %zu\n  parameters: %lld\n  dtype:", path.c_str(), file.tensors.size(),
+              static_cast<long long>(parameters));
   for (const auto& [dtype, count] : dtypes) std::printf(" %s (%d tensors)", dtype.c_str(), count);
   std::printf("\n  metadata:%s\n", file.metadata.empty() ? " none" : "");
-  for (const auto& [key, value] : file.metadata) std::printf("    %s: %s\n", key.c_str(), value.c_str());
+  for (const auto& [key, value] : file.metadata)
+    std::printf("    %s: %s\n", key.c_str(), value.c_str());
 
-  const size_t shown = args.has("all") ? file.tensors.size() : std::min<size_t>(20, file.tensors.size());
+  const size_t shown =
+      args.has("all") ? file.tensors.size() : std::min<size_t>(20, file.tensors.size());
   std::printf("  names and shapes:\n");
   for (size_t i = 0; i < shown; ++i) {
     const TensorRecord& t = file.tensors[i];

@@ -12,7 +12,9 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int kernel)
                                  {out_channels, in_channels, kernel, kernel})),
       bias_(register_parameter("bias", {out_channels, 1, 1, 1}, {out_channels})) {}
 
-Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight_, bias_); }
+Tensor Conv2d::forward(const Tensor& x) const {
+  return conv2d(x, weight_, bias_);
+}
 
 void Conv2d::init_parameters(std::mt19937_64& rng) {
   const Shape& s = weight_.shape();

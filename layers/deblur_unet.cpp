@@ -67,7 +67,7 @@ int64_t DeblurUNet::forward_macs(int64_t height, int64_t width) const {
   int64_t macs = 0;
   int64_t c = base_;
   int64_t pixels = height * width;
-  macs += block(3, c, pixels) + conv(c, 3, 1, pixels);  // enc1, final
+  macs += block(3, c, pixels) + conv(c, 3, 1, pixels);          // enc1, final
   macs += block(2 * c, c, pixels) + conv(2 * c, c, 3, pixels);  // dec1, up1
   for (int level = 1; level < 4; ++level) {  // enc2..enc4 with dec2..dec4 and up2..up4
     pixels /= 4;

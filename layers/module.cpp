@@ -106,8 +106,7 @@ void Module::load_state(const SafetensorsFile& state, const std::string& source)
   }
   if (!problems.empty()) {
     std::ostringstream message;
-    message << source << ": state does not match the model (" << problems.size()
-            << " problems):";
+    message << source << ": state does not match the model (" << problems.size() << " problems):";
     const size_t shown = std::min<size_t>(problems.size(), 20);
     for (size_t i = 0; i < shown; ++i) message << "\n  " << problems[i];
     if (shown < problems.size()) message << "\n  ... and " << problems.size() - shown << " more";
@@ -119,7 +118,9 @@ void Module::load_state(const SafetensorsFile& state, const std::string& source)
   }
 }
 
-void Module::load_state(const std::string& path) { load_state(read_safetensors(path), path); }
+void Module::load_state(const std::string& path) {
+  load_state(read_safetensors(path), path);
+}
 
 std::vector<TensorRecord> Module::state(DType dtype) {
   std::vector<TensorRecord> records;
@@ -128,8 +129,8 @@ std::vector<TensorRecord> Module::state(DType dtype) {
   return records;
 }
 
-void Module::save_state(const std::string& path,
-                        const std::map<std::string, std::string>& metadata, DType dtype) {
+void Module::save_state(const std::string& path, const std::map<std::string, std::string>& metadata,
+                        DType dtype) {
   write_safetensors(path, state(dtype), metadata);
 }
 

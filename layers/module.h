@@ -20,9 +20,9 @@
 namespace deblur {
 
 struct NamedParameter {
-  std::string name;                  // dotted, e.g. "enc1.conv1.weight"
-  Tensor* value;                     // the module's own handle (rebinding it rebinds the layer)
-  std::vector<int64_t> file_shape;   // PyTorch's shape, e.g. {32} for a bias
+  std::string name;                 // dotted, e.g. "enc1.conv1.weight"
+  Tensor* value;                    // the module's own handle (rebinding it rebinds the layer)
+  std::vector<int64_t> file_shape;  // PyTorch's shape, e.g. {32} for a bias
 };
 
 class Module {
@@ -54,8 +54,7 @@ class Module {
                   DType dtype = DType::F32);
 
  protected:
-  Tensor& register_parameter(const std::string& name, Shape shape,
-                             std::vector<int64_t> file_shape);
+  Tensor& register_parameter(const std::string& name, Shape shape, std::vector<int64_t> file_shape);
   void register_module(const std::string& name, Module& child);
   // A layer's own initialisation; the default leaves its parameters as they are.
   virtual void init_parameters(std::mt19937_64& rng);

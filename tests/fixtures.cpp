@@ -18,8 +18,9 @@ SafetensorsFile load_fixture(const std::string& file) {
 
 Tensor fixture_tensor(const SafetensorsFile& file, const std::string& name) {
   auto source = file.metadata.find(kFixtureSourceKey);
-  const std::string where =
-      source != file.metadata.end() ? source->second : std::string("(fixture not from load_fixture)");
+  const std::string where = source != file.metadata.end()
+                                ? source->second
+                                : std::string("(fixture not from load_fixture)");
   const TensorRecord* record = file.find(name);
   DEBLUR_CHECK(record != nullptr, "fixture ", where, " has no tensor '", name,
                "' (regenerate with data_tools/make_fixtures.py?)");

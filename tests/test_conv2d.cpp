@@ -30,7 +30,8 @@ std::vector<double> conv_by_definition(const std::vector<double>& x, Shape xs,
               for (int64_t v = 0; v < k; ++v) {
                 const int64_t r = i + u - pad, q = j + v - pad;
                 if (r < 0 || r >= xs.h || q < 0 || q >= xs.w) continue;
-                s += w[((o * xs.c + c) * k + u) * k + v] * x[((n * xs.c + c) * xs.h + r) * xs.w + q];
+                s +=
+                    w[((o * xs.c + c) * k + u) * k + v] * x[((n * xs.c + c) * xs.h + r) * xs.w + q];
               }
           y[((n * out_c + o) * xs.h + i) * xs.w + j] = s;
         }

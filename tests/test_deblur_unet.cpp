@@ -1,12 +1,12 @@
 // DeblurUNet against the PyTorch reference (tests/fixtures/unet.safetensors, made by
 // data_tools/make_fixtures.py): names, shapes and count; the forward output; and every one of
 // the 82 parameter gradients of a Charbonnier loss, at 64x64, batch 2.
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <unistd.h>
 
 #include "engine/ops.h"
 #include "layers/deblur_unet.h"
@@ -84,8 +84,8 @@ TEST_CASE("DeblurUNet forward and all parameter gradients match PyTorch", "[unet
   load_fixture_weights(model);
   for (const NamedParameter& p : model.parameters()) {
     // Regenerated weights equal the reference's bit for bit (same double formula, one rounding).
-    CHECK(expect_close(sampled(*p.value), fixture.find("param." + p.name + ".sample")->values, 0,
-                       0, "weights of " + p.name));
+    CHECK(expect_close(sampled(*p.value), fixture.find("param." + p.name + ".sample")->values, 0, 0,
+                       "weights of " + p.name));
   }
   const Shape shape{2, 3, 64, 64};
   // The input stream the generator chose to keep clear of ReLU and max-pool kinks.
@@ -172,6 +172,5 @@ TEST_CASE("DeblurUNet rejects inputs it cannot run", "[unet]") {
   NoGradGuard no_grad;
   CHECK_THROWS_WITH(model.forward(Tensor::zeros({1, 3, 40, 32})),
                     Catch::Contains("multiples of 16") && Catch::Contains("[1, 3, 40, 32]"));
-  CHECK_THROWS_WITH(model.forward(Tensor::zeros({1, 4, 32, 32})),
-                    Catch::Contains("3 channels"));
+  CHECK_THROWS_WITH(model.forward(Tensor::zeros({1, 4, 32, 32})), Catch::Contains("3 channels"));
 }

@@ -2,7 +2,6 @@
 // (hard-coded below, as hex floats so they are exact), and the U-Net fixture's weights
 // regenerated in C++ and compared bit for bit with the samples PyTorch stored.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <sstream>
 
@@ -33,9 +32,11 @@ TEST_CASE("fixture rng matches the Python generator", "[fixtures]") {
   const std::vector<float> values = fixture_values(7, 3, 0.25, 3.5);
   CHECK(values == std::vector<float>{0x1.52e2b2p+1f, 0x1.2a9752p-1f, 0x1.2f7814p+1f});
   const std::vector<float> conv = fixture_symmetric(1000, 4, 1.0 / std::sqrt(27.0));
-  CHECK(conv == std::vector<float>{0x1.21d666p-3f, -0x1.0434a6p-4f, 0x1.2204e6p-3f, 0x1.bb329ap-5f});
+  CHECK(conv ==
+        std::vector<float>{0x1.21d666p-3f, -0x1.0434a6p-4f, 0x1.2204e6p-3f, 0x1.bb329ap-5f});
   const std::vector<float> gamma = fixture_symmetric(1002, 4, 0.2, 1.0);
-  CHECK(gamma == std::vector<float>{0x1.25844ep+0f, 0x1.c07580p-1f, 0x1.b13098p-1f, 0x1.04bf78p+0f});
+  CHECK(gamma ==
+        std::vector<float>{0x1.25844ep+0f, 0x1.c07580p-1f, 0x1.b13098p-1f, 0x1.04bf78p+0f});
 }
 
 TEST_CASE("unet fixture weights regenerate bit for bit", "[fixtures]") {

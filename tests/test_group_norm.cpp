@@ -1,7 +1,6 @@
 // GroupNorm (+ReLU): gradchecks of the CPU kernels in double, the normalisation itself, and the
 // op's checks.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "engine/ops.h"

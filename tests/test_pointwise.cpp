@@ -43,9 +43,9 @@ TEST_CASE("add and accumulate", "[add]") {
   const std::vector<float> expected(a.numel(), 1.0f / a.numel());
   CHECK(expect_close(a.grad().to_vector(), expected, 0, 1e-6, "add grad a"));
   CHECK(expect_close(b.grad().to_vector(), expected, 0, 1e-6, "add grad b"));
-  CHECK_THROWS_WITH(add(a, random_tensor({2, 3, 4, 6}, 3)),
-                    Catch::Contains("add") && Catch::Contains("[2, 3, 4, 5]") &&
-                        Catch::Contains("[2, 3, 4, 6]"));
+  CHECK_THROWS_WITH(add(a, random_tensor({2, 3, 4, 6}, 3)), Catch::Contains("add") &&
+                                                                Catch::Contains("[2, 3, 4, 5]") &&
+                                                                Catch::Contains("[2, 3, 4, 6]"));
 }
 
 TEST_CASE("scale, clamp and mean kernels gradcheck", "[gradcheck][scale][clamp][mean]") {

@@ -1,9 +1,8 @@
 // Safetensors IO: round trips, half-precision rounding, the fixture written by Python's
 // safetensors package, every malformed-input rule, mutation robustness and atomic writes.
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -77,7 +76,9 @@ class NamesProblem : public Catch::MatcherBase<std::string> {
  private:
   std::string problem_;
 };
-NamesProblem names(const std::string& problem) { return NamesProblem(problem); }
+NamesProblem names(const std::string& problem) {
+  return NamesProblem(problem);
+}
 
 std::vector<float> arange(size_t count, float scale, float offset) {
   std::vector<float> values(count);
@@ -132,17 +133,17 @@ TEST_CASE("safetensors F16 conversion rounds to nearest even", "[safetensors]") 
       {1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20), 0x3c01},  // just above halfway
       {0.1f, 0x2e66},
       {-2.5f, 0xc100},
-      {65504.0f, 0x7bff},            // largest finite half
-      {65519.0f, 0x7bff},            // below the rounding boundary
-      {65520.0f, 0x7c00},            // halfway to 2^16: ties to even, which overflows to inf
+      {65504.0f, 0x7bff},  // largest finite half
+      {65519.0f, 0x7bff},  // below the rounding boundary
+      {65520.0f, 0x7c00},  // halfway to 2^16: ties to even, which overflows to inf
       {1e10f, 0x7c00},
       {-1e10f, 0xfc00},
       {std::numeric_limits<float>::infinity(), 0x7c00},
       {-std::numeric_limits<float>::infinity(), 0xfc00},
       {-0.0f, 0x8000},
       {unit, 0x0001},
-      {unit / 2, 0x0000},            // halfway between 0 and the smallest subnormal: even is 0
-      {unit * 1.5f, 0x0002},         // halfway between 1 and 2 units: even is 2
+      {unit / 2, 0x0000},     // halfway between 0 and the smallest subnormal: even is 0
+      {unit * 1.5f, 0x0002},  // halfway between 1 and 2 units: even is 2
       {unit * 2.5f, 0x0002},
       {-unit * 0.75f, 0x8001},
       {std::ldexp(1.0f, -14), 0x0400},             // smallest normal
@@ -307,23 +308,28 @@ TEST_CASE("safetensors rejects bad header lengths and bad JSON", "[safetensors]"
 }
 
 TEST_CASE("safetensors rejects bad tensor entries", "[safetensors]") {
-  CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", 8)),
-                    names("tensor 'a' has unsupported dtype \"I64\""));
-  CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", 8)),
-                    names("unsupported dtype \"F64\""));
+  CHECK_THROWS_WITH(
+      parse(file_bytes(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", 8)),
+      names("tensor 'a' has unsupported dtype \"I64\""));
+  CHECK_THROWS_WITH(
+      parse(file_bytes(R"({"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", 8)),
+      names("unsupported dtype \"F64\""));
   CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", 4)),
                     names("tensor 'a' is missing the field \"shape\""));
   CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"shape":[1],"data_offsets":[0,4]}})", 4)),
                     names("missing the field \"dtype\""));
   CHECK_THROWS_WITH(parse(file_bytes(R"({"a":[1, 2]})", 0)), names("not a JSON object"));
-  CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
-                    names("shape that is not an array of non-negative integers"));
-  CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4)),
-                    names("shape that is not an array of non-negative integers"));
+  CHECK_THROWS_WITH(
+      parse(file_bytes(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)),
+      names("shape that is not an array of non-negative integers"));
+  CHECK_THROWS_WITH(
+      parse(file_bytes(R"({"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4)),
+      names("shape that is not an array of non-negative integers"));
   CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4)),
                     names("data_offsets that are not an array of 2 non-negative integers"));
-  CHECK_THROWS_WITH(parse(file_bytes(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", 4)),
-                    names("begin after end"));
+  CHECK_THROWS_WITH(
+      parse(file_bytes(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", 4)),
+      names("begin after end"));
   CHECK_THROWS_WITH(
       parse(file_bytes(
           R"({"enc1.conv1.weight":{"dtype":"F32","shape":[32,3,3,3],"data_offsets":[0,100]}})",
@@ -336,7 +342,8 @@ TEST_CASE("safetensors rejects bad tensor entries", "[safetensors]") {
           R"({"a":{"dtype":"F16","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
       names("overflows"));
   CHECK_THROWS_WITH(
-      parse(file_bytes(R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0)),
+      parse(file_bytes(
+          R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0)),
       names("overflows"));
 }
 
@@ -346,8 +353,8 @@ TEST_CASE("safetensors rejects bad data layouts", "[safetensors]") {
       parse(file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 8)),
       names("run past the data section"));
   CHECK_THROWS_WITH(
-      parse(file_bytes(
-          "{" + a4 + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12)),
+      parse(
+          file_bytes("{" + a4 + R"(,"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12)),
       names("tensor 'b' data_offsets [8, 12] leave a hole"));
   CHECK_THROWS_WITH(
       parse(file_bytes(R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)),
@@ -357,8 +364,7 @@ TEST_CASE("safetensors rejects bad data layouts", "[safetensors]") {
       names("overlap"));
   CHECK_THROWS_WITH(parse(file_bytes("{" + a4 + "}", 6)),
                     names("data section is 6 bytes but the tensors cover only 4"));
-  CHECK_THROWS_WITH(parse(file_bytes("{" + a4 + "," + a4 + "}", 4)),
-                    names("duplicate key 'a'"));
+  CHECK_THROWS_WITH(parse(file_bytes("{" + a4 + "," + a4 + "}", 4)), names("duplicate key 'a'"));
 }
 
 TEST_CASE("safetensors rejects bad metadata", "[safetensors]") {
@@ -444,9 +450,9 @@ TEST_CASE("safetensors writer rejects bad records", "[safetensors]") {
   const std::string path = dir.file("bad.safetensors");
   CHECK_THROWS_WITH(write_safetensors(path, {{"w", {1}, {1.0f}, DType::BF16}}),
                     Catch::Contains("'w'") && Catch::Contains("BF16"));
-  CHECK_THROWS_WITH(write_safetensors(path, {{"w", {1}, {1.0f}, DType::F32},
-                                             {"w", {1}, {2.0f}, DType::F32}}),
-                    Catch::Contains("duplicate tensor name"));
+  CHECK_THROWS_WITH(
+      write_safetensors(path, {{"w", {1}, {1.0f}, DType::F32}, {"w", {1}, {2.0f}, DType::F32}}),
+      Catch::Contains("duplicate tensor name"));
   CHECK_THROWS_WITH(write_safetensors(path, {{"w", {2, 3}, {1.0f}, DType::F32}}),
                     Catch::Contains("has 1 values but shape [2, 3]"));
   CHECK_THROWS_WITH(write_safetensors(path, {{"w", {-1}, {}, DType::F32}}),

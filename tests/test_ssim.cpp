@@ -1,8 +1,7 @@
 // SSIM and MS-SSIM: the Gaussian window, gradchecks of the CPU kernels in double, identities,
 // argument errors, and the engine ops' autograd against the double kernels.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 
 #include "engine/ops.h"
@@ -78,9 +77,8 @@ TEST_CASE("ssim kernels gradcheck", "[ssim][gradcheck]") {
     };
     GradFn level_g = [&](const Inputs& in) {
       Inputs grads(2, std::vector<double>(s.numel()));
-      cpu::ssim_level_backward<double>(cview(in[0], s), cview(in[1], s), data_range,
-                                       w_ssim.data(), w_cs.data(), view(grads[0], s),
-                                       view(grads[1], s));
+      cpu::ssim_level_backward<double>(cview(in[0], s), cview(in[1], s), data_range, w_ssim.data(),
+                                       w_cs.data(), view(grads[0], s), view(grads[1], s));
       return grads;
     };
     // Default tolerances (testing.h): SSIM is a smooth rational function of the inputs here
@@ -204,9 +202,9 @@ TEST_CASE("ssim and ms_ssim ops autograd", "[ssim]") {
     void (*backward)(cpu::NchwView<const double>, cpu::NchwView<const double>, double, double,
                      cpu::NchwView<double>, cpu::NchwView<double>);
   };
-  for (const Case& c : {Case{"ssim", &ssim, &cpu::ssim_forward<double>, &cpu::ssim_backward<double>},
-                        Case{"ms_ssim", &ms_ssim, &cpu::ms_ssim_forward<double>,
-                             &cpu::ms_ssim_backward<double>}}) {
+  for (const Case& c :
+       {Case{"ssim", &ssim, &cpu::ssim_forward<double>, &cpu::ssim_backward<double>},
+        Case{"ms_ssim", &ms_ssim, &cpu::ms_ssim_forward<double>, &cpu::ms_ssim_backward<double>}}) {
     Tensor x = Tensor::from_vector(s, xf).set_requires_grad(true);
     Tensor y = Tensor::from_vector(s, yf).set_requires_grad(true);
     // 0.5 * op: the backward must scale by the incoming gradient.
@@ -220,10 +218,8 @@ TEST_CASE("ssim and ms_ssim ops autograd", "[ssim]") {
     CHECK(std::abs(value.item() - 0.5 * ref) < 1e-6);
     // Gradients: float cancellation in sigma^2 = E[X^2] - mu^2 costs a few digits where the
     // local variance is small; 1e-3 of the largest gradient plus 1e-2 relative bounds it.
-    const double gmax =
-        std::abs(*std::max_element(gx.begin(), gx.end(), [](double a, double b) {
-          return std::abs(a) < std::abs(b);
-        }));
+    const double gmax = std::abs(*std::max_element(
+        gx.begin(), gx.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }));
     CHECK(expect_close(to_double(x.grad().to_vector()), gx, 1e-3 * gmax, 1e-2,
                        std::string(c.name) + " grad x"));
     CHECK(expect_close(to_double(y.grad().to_vector()), gy, 1e-3 * gmax, 1e-2,

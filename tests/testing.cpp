@@ -106,8 +106,7 @@ bool gradcheck(const ScalarFn& f, const GradFn& grad, std::vector<std::vector<do
   bool ok = true;
   for (size_t k : check) {
     const size_t size = inputs[k].size();
-    const size_t count =
-        options.max_elements > 0 ? std::min(size, options.max_elements) : size;
+    const size_t count = options.max_elements > 0 ? std::min(size, options.max_elements) : size;
     std::vector<double> numeric(count), expected(count);
     for (size_t j = 0; j < count; ++j) {
       const size_t i = j * size / count;  // evenly spaced; every element when count == size

@@ -10,8 +10,10 @@ namespace deblur {
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Device device = common_device("conv2d", {x, weight, bias});
   const Shape& ws = weight.shape();
-  DEBLUR_CHECK(ws.h == ws.w && (ws.h == 1 || ws.h == 3), "conv2d: kernel must be 1x1 or 3x3, "
-               "weight ", ws.str());
+  DEBLUR_CHECK(ws.h == ws.w && (ws.h == 1 || ws.h == 3),
+               "conv2d: kernel must be 1x1 or 3x3, "
+               "weight ",
+               ws.str());
   DEBLUR_CHECK(x.c() == ws.c, "conv2d: input ", x.shape().str(), " has ", x.c(),
                " channels but weight ", ws.str(), " expects ", ws.c);
   DEBLUR_CHECK(weight.is_contiguous(), "conv2d: weight ", ws.str(), " must be contiguous");
@@ -24,7 +26,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                              kernel, cpu_view(y));
   if (needs_grad({x, weight, bias})) {
     // The input is saved only when a parameter needs a gradient; the weight only when x does.
-    const bool params_need_grad = weight.requires_grad() || (bias.defined() && bias.requires_grad());
+    const bool params_need_grad =
+        weight.requires_grad() || (bias.defined() && bias.requires_grad());
     Tensor saved_x = params_need_grad ? x.detach() : Tensor();
     Tensor saved_w = x.requires_grad() ? weight.detach() : Tensor();
     record(y, "conv2d", {x, weight, bias},
@@ -39,10 +42,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
              if (grads.needed(1) || grads.needed(2)) {
                Tensor grad_w = grads.needed(1) ? grads.accumulator(1) : Tensor();
                Tensor grad_b = grads.needed(2) ? grads.accumulator(2) : Tensor();
-               cpu::conv2d_backward_params<float>(
-                   cpu_view(saved_x), cpu_view(grad_y), kernel,
-                   grad_w.defined() ? grad_w.data() : nullptr,
-                   grad_b.defined() ? grad_b.data() : nullptr);
+               cpu::conv2d_backward_params<float>(cpu_view(saved_x), cpu_view(grad_y), kernel,
+                                                  grad_w.defined() ? grad_w.data() : nullptr,
+                                                  grad_b.defined() ? grad_b.data() : nullptr);
              }
            });
   }

@@ -30,11 +30,11 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
              Tensor grad_gamma = grads.needed(1) ? grads.accumulator(1) : Tensor();
              Tensor grad_beta = grads.needed(2) ? grads.accumulator(2) : Tensor();
              const int64_t stat_count = x.n() * groups;
-             cpu::group_norm_backward<float>(
-                 cpu_view(x), fuse_relu ? cpu_view(y) : cpu_view(x), gamma.data(), stats.data(),
-                 stats.data() + stat_count, groups, fuse_relu, cpu_view(grad_y),
-                 cpu_view(grad_x), grad_gamma.defined() ? grad_gamma.data() : nullptr,
-                 grad_beta.defined() ? grad_beta.data() : nullptr);
+             cpu::group_norm_backward<float>(cpu_view(x), fuse_relu ? cpu_view(y) : cpu_view(x),
+                                             gamma.data(), stats.data(), stats.data() + stat_count,
+                                             groups, fuse_relu, cpu_view(grad_y), cpu_view(grad_x),
+                                             grad_gamma.defined() ? grad_gamma.data() : nullptr,
+                                             grad_beta.defined() ? grad_beta.data() : nullptr);
              grads.set(0, grad_x);
            });
   }

@@ -91,26 +91,27 @@ void conv2d_backward_params(NchwView<const T> x, NchwView<const T> grad_y, int k
   const int64_t in_c = x.c, out_c = grad_y.c, height = x.h, width = x.w;
   const int64_t taps = int64_t(kernel) * kernel, pad = kernel / 2;
   // One job per (o, c): it owns grad_weight[o, c, :, :], so no two threads write one value.
-  if (grad_weight) parallel_for(out_c * in_c, [&](int64_t job) {
-    const int64_t o = job / in_c, c = job % in_c;
-    double sums[9] = {};  // per tap; row partial sums in T, totals in double
-    for (int64_t n = 0; n < x.n; ++n) {
-      const T* gy_plane = grad_y.channel(n, o);
-      const T* x_plane = x.channel(n, c);
-      for (int64_t row = 0; row < height; ++row) {
-        const T* gy = gy_plane + row * width;
-        for (int64_t u = 0; u < kernel; ++u) {
-          const int64_t in_row = row + u - pad;
-          if (in_row < 0 || in_row >= height) continue;
-          const T* src = x_plane + in_row * width;
-          for (int64_t v = 0; v < kernel; ++v)
-            sums[u * kernel + v] += dot_shifted(gy, src, width, v - pad);
+  if (grad_weight)
+    parallel_for(out_c * in_c, [&](int64_t job) {
+      const int64_t o = job / in_c, c = job % in_c;
+      double sums[9] = {};  // per tap; row partial sums in T, totals in double
+      for (int64_t n = 0; n < x.n; ++n) {
+        const T* gy_plane = grad_y.channel(n, o);
+        const T* x_plane = x.channel(n, c);
+        for (int64_t row = 0; row < height; ++row) {
+          const T* gy = gy_plane + row * width;
+          for (int64_t u = 0; u < kernel; ++u) {
+            const int64_t in_row = row + u - pad;
+            if (in_row < 0 || in_row >= height) continue;
+            const T* src = x_plane + in_row * width;
+            for (int64_t v = 0; v < kernel; ++v)
+              sums[u * kernel + v] += dot_shifted(gy, src, width, v - pad);
+          }
         }
       }
-    }
-    T* gw = grad_weight + (o * in_c + c) * taps;
-    for (int64_t t = 0; t < taps; ++t) gw[t] += T(sums[t]);
-  });
+      T* gw = grad_weight + (o * in_c + c) * taps;
+      for (int64_t t = 0; t < taps; ++t) gw[t] += T(sums[t]);
+    });
   if (!grad_bias) return;
   parallel_for(out_c, [&](int64_t o) {
     double s = 0;
@@ -122,9 +123,9 @@ void conv2d_backward_params(NchwView<const T> x, NchwView<const T> grad_y, int k
   });
 }
 
-#define DEBLUR_INSTANTIATE(T)                                                                   \
-  template void conv2d_forward<T>(NchwView<const T>, const T*, const T*, int, NchwView<T>);    \
-  template void conv2d_backward_input<T>(NchwView<const T>, const T*, int, NchwView<T>);       \
+#define DEBLUR_INSTANTIATE(T)                                                               \
+  template void conv2d_forward<T>(NchwView<const T>, const T*, const T*, int, NchwView<T>); \
+  template void conv2d_backward_input<T>(NchwView<const T>, const T*, int, NchwView<T>);    \
   template void conv2d_backward_params<T>(NchwView<const T>, NchwView<const T>, int, T*, T*);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)

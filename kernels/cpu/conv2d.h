@@ -14,8 +14,7 @@ namespace deblur::cpu {
 
 // y.c is the number of output channels; bias may be null.
 template <class T>
-void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
-                    NchwView<T> y);
+void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel, NchwView<T> y);
 
 template <class T>
 void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel,

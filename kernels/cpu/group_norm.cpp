@@ -100,12 +100,12 @@ void group_norm_backward(NchwView<const T> x, NchwView<const T> y, const T* gamm
   }
 }
 
-#define DEBLUR_INSTANTIATE(T)                                                                  \
-  template void group_norm_forward<T>(NchwView<const T>, const T*, const T*, int, T, bool,    \
-                                      NchwView<T>, T*, T*);                                   \
-  template void group_norm_backward<T>(NchwView<const T>, NchwView<const T>, const T*,        \
-                                       const T*, const T*, int, bool, NchwView<const T>,      \
-                                       NchwView<T>, T*, T*);
+#define DEBLUR_INSTANTIATE(T)                                                                    \
+  template void group_norm_forward<T>(NchwView<const T>, const T*, const T*, int, T, bool,       \
+                                      NchwView<T>, T*, T*);                                      \
+  template void group_norm_backward<T>(NchwView<const T>, NchwView<const T>, const T*, const T*, \
+                                       const T*, int, bool, NchwView<const T>, NchwView<T>, T*,  \
+                                       T*);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)
 #undef DEBLUR_INSTANTIATE

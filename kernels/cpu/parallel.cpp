@@ -9,8 +9,12 @@ namespace {
 const int kDefaultThreads = omp_get_max_threads();
 }
 
-void set_num_threads(int threads) { omp_set_num_threads(threads > 0 ? threads : kDefaultThreads); }
+void set_num_threads(int threads) {
+  omp_set_num_threads(threads > 0 ? threads : kDefaultThreads);
+}
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+  return omp_get_max_threads();
+}
 
 }  // namespace deblur::cpu

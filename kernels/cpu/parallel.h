@@ -21,7 +21,9 @@ void parallel_for(int64_t count, Fn&& fn) {
 // over threads even for a single large image.
 constexpr int64_t kChunk = 1 << 14;
 
-inline int64_t chunk_count(int64_t sample_size) { return (sample_size + kChunk - 1) / kChunk; }
+inline int64_t chunk_count(int64_t sample_size) {
+  return (sample_size + kChunk - 1) / kChunk;
+}
 
 // Calls fn(i, begin, count) for every chunk [begin, begin + count) of every sample i; chunk
 // (i, begin) is job i * chunk_count(sample_size) + begin / kChunk.

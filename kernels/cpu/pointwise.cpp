@@ -56,8 +56,7 @@ void clamp_forward(NchwView<const T> x, T lo, T hi, NchwView<T> y) {
 }
 
 template <class T>
-void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y,
-                    NchwView<T> grad_x) {
+void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y, NchwView<T> grad_x) {
   for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
     const T* in = x.sample(i) + begin;
     const T* gy = grad_y.sample(i) + begin;
@@ -100,15 +99,15 @@ void accumulate(NchwView<T> dst, NchwView<const T> src) {
   });
 }
 
-#define DEBLUR_INSTANTIATE(T)                                                                \
+#define DEBLUR_INSTANTIATE(T)                                                               \
   template void relu_forward<T>(NchwView<const T>, NchwView<T>);                            \
   template void relu_backward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>);        \
   template void add_forward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>);          \
-  template void scale_forward<T>(NchwView<const T>, T, T, NchwView<T>);                    \
-  template void clamp_forward<T>(NchwView<const T>, T, T, NchwView<T>);                    \
+  template void scale_forward<T>(NchwView<const T>, T, T, NchwView<T>);                     \
+  template void clamp_forward<T>(NchwView<const T>, T, T, NchwView<T>);                     \
   template void clamp_backward<T>(NchwView<const T>, T, T, NchwView<const T>, NchwView<T>); \
-  template double sum<T>(NchwView<const T>);                                               \
-  template void fill<T>(NchwView<T>, T);                                                   \
+  template double sum<T>(NchwView<const T>);                                                \
+  template void fill<T>(NchwView<T>, T);                                                    \
   template void accumulate<T>(NchwView<T>, NchwView<const T>);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)

@@ -25,8 +25,7 @@ void scale_forward(NchwView<const T> x, T factor, T shift, NchwView<T> y);
 template <class T>
 void clamp_forward(NchwView<const T> x, T lo, T hi, NchwView<T> y);
 template <class T>
-void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y,
-                    NchwView<T> grad_x);
+void clamp_backward(NchwView<const T> x, T lo, T hi, NchwView<const T> grad_y, NchwView<T> grad_x);
 template <class T>
 double sum(NchwView<const T> x);
 template <class T>

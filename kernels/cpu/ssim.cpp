@@ -159,10 +159,10 @@ void plane_backward(const T* x, const T* y, int64_t h, int64_t w, const SsimCons
       const T a1 = T(2) * mxy + k.c1, b1 = mxx + myy + k.c1;
       const T a2 = T(2) * (exy[j] - mxy) + k.c2, b2 = (exx[j] - mxx) + (eyy[j] - myy) + k.c2;
       const T l_v = a1 / b1, cs_v = a2 / b2;
-      const T d_l = gs * cs_v;            // dL/dl
-      const T d_cs = gs * l_v + gc;       // dL/dcs
-      const T d_xy = T(2) * d_cs / b2;    // dL/dE[XY] = dL/dsigma_xy
-      const T d_sq = -d_cs * cs_v / b2;   // dL/dE[X^2] = dL/dsigma_x^2, the same for Y
+      const T d_l = gs * cs_v;           // dL/dl
+      const T d_cs = gs * l_v + gc;      // dL/dcs
+      const T d_xy = T(2) * d_cs / b2;   // dL/dE[XY] = dL/dsigma_xy
+      const T d_sq = -d_cs * cs_v / b2;  // dL/dE[X^2] = dL/dsigma_x^2, the same for Y
       const T d_l_b1 = T(2) * d_l / b1;
       gmx[j] = d_l_b1 * (my[j] - l_v * mx[j]) - d_xy * my[j] - T(2) * d_sq * mx[j];
       gmy[j] = d_l_b1 * (mx[j] - l_v * my[j]) - d_xy * mx[j] - T(2) * d_sq * my[j];
@@ -271,8 +271,8 @@ double ms_ssim_value(const std::array<double, kMsSsimLevels>& terms) {
 
 // grad * d(plane's MS-SSIM)/dx and /dy into gx, gy (assigned).
 template <class T>
-void ms_ssim_plane_backward(const T* x, const T* y, int64_t h, int64_t w,
-                            const SsimConstants<T>& k, double grad, T* gx, T* gy) {
+void ms_ssim_plane_backward(const T* x, const T* y, int64_t h, int64_t w, const SsimConstants<T>& k,
+                            double grad, T* gx, T* gy) {
   const PlanePyramid<T> pyr(x, y, h, w);
   const std::array<double, kMsSsimLevels> terms = ms_ssim_terms(pyr, k);
 
@@ -287,8 +287,8 @@ void ms_ssim_plane_backward(const T* x, const T* y, int64_t h, int64_t w,
     double others = 1.0;
     for (int o = 0; o < kMsSsimLevels; ++o)
       if (o != level) others *= factor[o];
-    grad_term[level] = grad * kMsSsimWeights[level] *
-                       std::pow(terms[level], kMsSsimWeights[level] - 1.0) * others;
+    grad_term[level] =
+        grad * kMsSsimWeights[level] * std::pow(terms[level], kMsSsimWeights[level] - 1.0) * others;
   }
 
   // From the coarsest scale down: each scale's gradient is its pooled share of the coarser
@@ -309,16 +309,16 @@ void ms_ssim_plane_backward(const T* x, const T* y, int64_t h, int64_t w,
   for (int level = last - 1; level >= 0; --level) {
     pool_plane_backward(gxl[level + 1], pyr.h[level], pyr.w[level], gxl[level]);
     pool_plane_backward(gyl[level + 1], pyr.h[level], pyr.w[level], gyl[level]);
-    plane_backward(pyr.x[level], pyr.y[level], pyr.h[level], pyr.w[level], k, 0.0,
-                   grad_term[level], gxl[level], gyl[level], true);
+    plane_backward(pyr.x[level], pyr.y[level], pyr.h[level], pyr.w[level], k, 0.0, grad_term[level],
+                   gxl[level], gyl[level], true);
   }
 }
 
 }  // namespace
 
 template <class T>
-void ssim_level_forward(NchwView<const T> x, NchwView<const T> y, double data_range,
-                        double* ssim, double* cs) {
+void ssim_level_forward(NchwView<const T> x, NchwView<const T> y, double data_range, double* ssim,
+                        double* cs) {
   const SsimConstants<T> k(data_range);
   parallel_for(x.n * x.c, [&](int64_t p) {
     const int64_t i = p / x.c, ch = p % x.c;
@@ -403,19 +403,18 @@ void ms_ssim_backward(NchwView<const T> x, NchwView<const T> y, double data_rang
   });
 }
 
-#define DEBLUR_INSTANTIATE(T)                                                                 \
-  template void ssim_level_forward<T>(NchwView<const T>, NchwView<const T>, double, double*, \
-                                      double*);                                              \
-  template void ssim_level_backward<T>(NchwView<const T>, NchwView<const T>, double,         \
-                                       const double*, const double*, NchwView<T>,           \
-                                       NchwView<T>);                                         \
-  template void avg_pool2x2_padded_forward<T>(NchwView<const T>, NchwView<T>);               \
-  template void avg_pool2x2_padded_backward<T>(NchwView<const T>, NchwView<T>);              \
-  template double ssim_forward<T>(NchwView<const T>, NchwView<const T>, double);             \
-  template void ssim_backward<T>(NchwView<const T>, NchwView<const T>, double, double,       \
-                                 NchwView<T>, NchwView<T>);                                  \
-  template double ms_ssim_forward<T>(NchwView<const T>, NchwView<const T>, double);          \
-  template void ms_ssim_backward<T>(NchwView<const T>, NchwView<const T>, double, double,    \
+#define DEBLUR_INSTANTIATE(T)                                                                   \
+  template void ssim_level_forward<T>(NchwView<const T>, NchwView<const T>, double, double*,    \
+                                      double*);                                                 \
+  template void ssim_level_backward<T>(NchwView<const T>, NchwView<const T>, double,            \
+                                       const double*, const double*, NchwView<T>, NchwView<T>); \
+  template void avg_pool2x2_padded_forward<T>(NchwView<const T>, NchwView<T>);                  \
+  template void avg_pool2x2_padded_backward<T>(NchwView<const T>, NchwView<T>);                 \
+  template double ssim_forward<T>(NchwView<const T>, NchwView<const T>, double);                \
+  template void ssim_backward<T>(NchwView<const T>, NchwView<const T>, double, double,          \
+                                 NchwView<T>, NchwView<T>);                                     \
+  template double ms_ssim_forward<T>(NchwView<const T>, NchwView<const T>, double);             \
+  template void ms_ssim_backward<T>(NchwView<const T>, NchwView<const T>, double, double,       \
                                     NchwView<T>, NchwView<T>);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)

@@ -18,8 +18,8 @@ inline constexpr double kMsSsimWeights[kMsSsimLevels] = {0.0448, 0.2856, 0.3001,
 
 // One scale: per-(n, c) means of ssim_map and cs_map, accumulated in double.
 template <class T>
-void ssim_level_forward(NchwView<const T> x, NchwView<const T> y, double data_range,
-                        double* ssim, double* cs);
+void ssim_level_forward(NchwView<const T> x, NchwView<const T> y, double data_range, double* ssim,
+                        double* cs);
 // dL/dx and dL/dy of one scale given dL/dssim and dL/dcs per (n, c).
 template <class T>
 void ssim_level_backward(NchwView<const T> x, NchwView<const T> y, double data_range,
@@ -27,7 +27,9 @@ void ssim_level_backward(NchwView<const T> x, NchwView<const T> y, double data_r
                          NchwView<T> grad_y);
 
 // avg_pool2d(kernel 2, stride 2, padding size % 2, count_include_pad=True) along one side.
-inline int64_t avg_pool_padded_size(int64_t size) { return size / 2 + size % 2; }
+inline int64_t avg_pool_padded_size(int64_t size) {
+  return size / 2 + size % 2;
+}
 // y has H and W equal to avg_pool_padded_size of x's.
 template <class T>
 void avg_pool2x2_padded_forward(NchwView<const T> x, NchwView<T> y);
