@@ -13,8 +13,8 @@
 
 #include "engine/check.h"
 #include "engine/ops.h"
-#include "infer/cli_args.h"
-#include "infer/commands.h"
+#include "infer/cli/args.h"
+#include "infer/cli/commands.h"
 #include "kernels/cpu/parallel.h"
 #include "layers/deblur_unet.h"
 

@@ -4,7 +4,7 @@
 #include <exception>
 #include <string>
 
-#include "infer/commands.h"
+#include "infer/cli/commands.h"
 
 namespace {
 void print_usage() {

@@ -1,5 +1,5 @@
 // Command-line parsing for the deblur subcommands.
-#include "infer/cli_args.h"
+#include "infer/cli/args.h"
 
 #include <algorithm>
 

@@ -3,8 +3,8 @@
 #include <map>
 
 #include "engine/check.h"
-#include "infer/cli_args.h"
-#include "infer/commands.h"
+#include "infer/cli/args.h"
+#include "infer/cli/commands.h"
 #include "layers/deblur_unet.h"
 
 namespace deblur::cli {
