@@ -18,27 +18,6 @@ using namespace deblur;
 using namespace deblur::testing;
 
 namespace {
-// The fixture's weight scheme (see the file's metadata): parameter k uses stream 1000 + k.
-void load_fixture_weights(DeblurUNet& model) {
-  std::vector<NamedParameter> params = model.parameters();
-  for (size_t k = 0; k < params.size(); ++k) {
-    const std::string& name = params[k].name;
-    Tensor& value = *params[k].value;
-    const bool is_norm = name.find(".norm") != std::string::npos;
-    std::vector<float> values;
-    if (is_norm) {
-      const bool weight = name.ends_with(".weight");
-      values = fixture_symmetric(1000 + k, value.numel(), 0.2, weight ? 1.0 : 0.0);
-    } else {
-      // A conv's bias shares its weight's fan-in; the weight comes just before it.
-      const Tensor& weight = name.ends_with(".bias") ? *params[k - 1].value : value;
-      const double fan_in = double(weight.c() * weight.h() * weight.w());
-      values = fixture_symmetric(1000 + k, value.numel(), 1.0 / std::sqrt(fan_in));
-    }
-    std::copy(values.begin(), values.end(), value.data());
-  }
-}
-
 // Values at the fixture's sampled indices floor(j * numel / m), m = min(numel, 1024).
 std::vector<float> sampled(const Tensor& t) {
   const std::vector<float> all = t.to_vector();

@@ -5,6 +5,8 @@
 namespace deblur::cli {
 
 int run_demo(int argc, char** argv);
+int run_infer(int argc, char** argv);
 int run_info(int argc, char** argv);
+int run_metrics(int argc, char** argv);
 
 }  // namespace deblur::cli

@@ -12,9 +12,11 @@ void print_usage() {
       "deblur: train and run image-deblurring U-Nets on a C++ engine of its own.\n\n"
       "usage: deblur <command> [options]\n\n"
       "commands:\n"
-      "  demo   the engine end to end on an untrained DeblurUNet: build, save and reload it,\n"
-      "         one forward pass and one training step on a synthetic blurred image\n"
-      "  info   describe a model file: parameters, tensor names and shapes, dtype, metadata\n\n"
+      "  infer    deblur an image or a folder of images (tiled, any size)\n"
+      "  metrics  PSNR, SSIM and MS-SSIM of a prediction against its target image, as JSON\n"
+      "  info     describe a model file: parameters, tensor names and shapes, dtype, metadata\n"
+      "  demo     the engine end to end on an untrained DeblurUNet: build, save and reload it,\n"
+      "           one forward pass and one training step on a synthetic blurred image\n\n"
       "Run 'deblur <command> --help' for a command's options.\n");
 }
 }  // namespace
@@ -26,8 +28,10 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   try {
+    if (command == "infer") return deblur::cli::run_infer(argc, argv);
     if (command == "demo") return deblur::cli::run_demo(argc, argv);
     if (command == "info") return deblur::cli::run_info(argc, argv);
+    if (command == "metrics") return deblur::cli::run_metrics(argc, argv);
     std::fprintf(stderr, "deblur: unknown command '%s' (see deblur --help)\n", command.c_str());
     return 2;
   } catch (const std::exception& e) {
