@@ -26,7 +26,7 @@ std::string slurp(const fs::path& path) {
 }
 }  // namespace
 
-std::string quoted(const fs::path& path) {
+std::string shell_quoted(const fs::path& path) {
   std::string text = "'";
   for (char c : path.string()) text += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return text + "'";
@@ -34,8 +34,8 @@ std::string quoted(const fs::path& path) {
 
 CliRun run_cli(const std::string& arguments) {
   ScratchDir capture;
-  const std::string command = quoted(DEBLUR_CLI) + " " + arguments + " >" +
-                              quoted(capture / "out") + " 2>" + quoted(capture / "err") +
+  const std::string command = shell_quoted(DEBLUR_CLI) + " " + arguments + " >" +
+                              shell_quoted(capture / "out") + " 2>" + shell_quoted(capture / "err") +
                               " </dev/null";
   const int status = std::system(command.c_str());
   CliRun run;

@@ -13,9 +13,9 @@ struct CliRun {
 };
 
 // Runs DEBLUR_CLI (the binary CMake built) with `arguments`, which the shell splits: quote paths
-// with quoted().
+// with shell_quoted().
 CliRun run_cli(const std::string& arguments);
-std::string quoted(const std::filesystem::path& path);
+std::string shell_quoted(const std::filesystem::path& path);
 
 // A fresh empty folder under the system temp directory, removed with everything in it when the
 // object goes away.

@@ -38,7 +38,7 @@ int max_level_difference(const Image& a, const Image& b) {
 }
 
 std::string infer_args(const fs::path& model, const fs::path& in, const fs::path& out) {
-  return "infer --model " + quoted(model) + " --input " + quoted(in) + " --output " + quoted(out);
+  return "infer --model " + shell_quoted(model) + " --input " + shell_quoted(in) + " --output " + shell_quoted(out);
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
@@ -130,7 +130,7 @@ TEST_CASE("deblur infer rejects bad input clearly and writes nothing", "[cli][in
       {"overlap too large", infer_args(model, input, out) + " --tile 64 --overlap 32", "overlap"},
       {"tile not a multiple of 16", infer_args(model, input, out) + " --tile 100", "100"},
       {"unknown option", infer_args(model, input, out) + " --tiles 3", "--tiles"},
-      {"missing option", "infer --model " + quoted(model), "required"},
+      {"missing option", "infer --model " + shell_quoted(model), "required"},
   };
   for (const Case& c : cases) {
     INFO(c.what << ": deblur " << c.args);
