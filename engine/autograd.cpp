@@ -1,6 +1,7 @@
 // The tape: recording nodes, and the backward pass in reverse topological order.
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "engine/check.h"
@@ -81,7 +82,13 @@ Tensor GradInputs::accumulator(size_t input) {
     return meta.grad;
   }
   Tensor& slot = slots_[meta.grad_fn->pending_slot];
-  slot = slot.defined() ? slot.clone() : Tensor::zeros(shape, device);
+  const bool owned =
+      std::find(private_slots_.begin(), private_slots_.end(), &meta) != private_slots_.end();
+  if (!owned) {
+    // A copy: the pending gradient may alias a buffer another input's gradient also uses.
+    slot = slot.defined() ? slot.clone() : Tensor::zeros(shape, device);
+    private_slots_.push_back(&meta);
+  }
   return slot;
 }
 
@@ -107,6 +114,9 @@ void Tensor::set_grad(const Tensor& grad) {
                "set_grad on a tensor that is not a leaf requiring grad");
   DEBLUR_CHECK(!grad.defined() || grad.shape() == shape(), "set_grad: grad shape ",
                grad.shape().str(), " differs from ", shape().str());
+  // Parameter-gradient kernels write a leaf's .grad as one flat array.
+  DEBLUR_CHECK(!grad.defined() || grad.is_contiguous(), "set_grad: grad ", grad.shape().str(),
+               " must be contiguous");
   autograd_meta()->grad = grad;
 }
 

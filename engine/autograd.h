@@ -34,12 +34,14 @@ class GradInputs {
   // A freshly computed gradient (=) for the input; the engine routes and sums it.
   void set(size_t input, const Tensor& grad);
   // A buffer to add (+=) the input's gradient into: a leaf's .grad itself (so parameter
-  // gradients accumulate with no temporary), else a zero-filled or private pending buffer.
+  // gradients accumulate with no temporary), else a zero-filled or private pending buffer
+  // (the same one again when one tensor is several inputs of this op).
   Tensor accumulator(size_t input);
 
  private:
   Node& node_;
   std::vector<Tensor>& slots_;
+  std::vector<const AutogradMeta*> private_slots_;  // pending buffers this op owns already
 };
 
 using BackwardFn = std::function<void(const Tensor& grad_output, GradInputs& grads)>;

@@ -34,13 +34,6 @@ size_t dtype_bytes(DType dtype) {
   return dtype == DType::F32 ? 4 : 2;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << '[';
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << ']';
-  return out.str();
-}
 
 // Product of dims, or false when it overflows u64 (a zero dim makes it 0 regardless).
 bool checked_numel(const std::vector<uint64_t>& dims, uint64_t& numel) {
@@ -117,11 +110,11 @@ Entry parse_entry(const std::string& source, const std::string& name, const nloh
   const size_t element_bytes = dtype_bytes(entry.dtype);
   DEBLUR_CHECK(checked_numel(dims, entry.numel) &&
                    entry.numel <= std::numeric_limits<uint64_t>::max() / element_bytes,
-               where, " has shape ", shape_str(entry.shape), " whose size overflows");
+               where, " has shape ", shape_string(entry.shape), " whose size overflows");
   const uint64_t needed = entry.numel * element_bytes;
   const uint64_t held = entry.end - entry.begin;
   DEBLUR_CHECK(held == needed, where, " data_offsets [", entry.begin, ", ", entry.end, "] hold ",
-               held, " bytes but shape ", shape_str(entry.shape), " of ", dtype_text, " needs ",
+               held, " bytes but shape ", shape_string(entry.shape), " of ", dtype_text, " needs ",
                needed);
   return entry;
 }
@@ -144,8 +137,11 @@ nlohmann::json parse_header_json(const std::string& source, const uint8_t* begin
                                  const uint8_t* end) {
   std::vector<std::set<std::string>> keys_per_object;
   std::string duplicate;
-  auto track_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  auto track_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
+    // A valid header nests three deep (header, entry, shape); deeper nesting can only be an
+    // attack on memory (each level costs a JSON node), so stop at once.
+    DEBLUR_CHECK(depth <= 4, source, ": header JSON nests deeper than a safetensors header can");
     if (event == Event::object_start) {
       keys_per_object.emplace_back();
     } else if (event == Event::object_end) {
@@ -184,6 +180,14 @@ std::string errno_text() {
 }
 
 }  // namespace
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::ostringstream out;
+  out << '[';
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << ']';
+  return out.str();
+}
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
@@ -333,12 +337,12 @@ void write_safetensors(const std::string& path, const std::vector<TensorRecord>&
     DEBLUR_CHECK(names.insert(record.name).second, where, ": duplicate tensor name");
     std::vector<uint64_t> dims;
     for (int64_t d : record.shape) {
-      DEBLUR_CHECK(d >= 0, where, ": negative dimension in shape ", shape_str(record.shape));
+      DEBLUR_CHECK(d >= 0, where, ": negative dimension in shape ", shape_string(record.shape));
       dims.push_back(static_cast<uint64_t>(d));
     }
     uint64_t numel = 0;
     DEBLUR_CHECK(checked_numel(dims, numel) && numel == record.values.size(), where, ": has ",
-                 record.values.size(), " values but shape ", shape_str(record.shape));
+                 record.values.size(), " values but shape ", shape_string(record.shape));
     const uint64_t end = offset + numel * dtype_bytes(record.dtype);
     header[record.name] = {{"dtype", dtype_name(record.dtype)},
                            {"shape", record.shape},

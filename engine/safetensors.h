@@ -38,6 +38,9 @@ SafetensorsFile parse_safetensors(const uint8_t* bytes, size_t size, const std::
 void write_safetensors(const std::string& path, const std::vector<TensorRecord>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// "[32, 3, 3, 3]": a file shape as error messages print it.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 // Scalar conversions (exposed for tests and for other half-precision users).
 float f16_to_float(uint16_t bits);   // exact, including subnormals, inf and NaN
 float bf16_to_float(uint16_t bits);  // bits << 16

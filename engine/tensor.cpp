@@ -27,6 +27,11 @@ Storage::~Storage() {
 Tensor Tensor::empty(Shape shape, Device device) {
   DEBLUR_CHECK(shape.n >= 0 && shape.c >= 0 && shape.h >= 0 && shape.w >= 0,
                "negative tensor shape ", shape.str());
+  // The element count times sizeof(float) must fit in int64_t (and size_t) without wrapping.
+  int64_t count = 1;
+  for (int64_t d : {shape.n, shape.c, shape.h, shape.w})
+    DEBLUR_CHECK(!__builtin_mul_overflow(count, d, &count) && count <= (INT64_MAX >> 3),
+                 "tensor shape ", shape.str(), " is too large");
   auto impl = std::make_shared<Impl>();
   impl->storage = std::make_shared<Storage>(shape.numel(), device);
   impl->shape = shape;
@@ -96,17 +101,6 @@ Tensor Tensor::flat_view(int64_t offset, Shape shape) const {
   view->offset = impl().offset + offset;
   view->shape = shape;
   view->batch_stride = shape.c * shape.h * shape.w;
-  return Tensor(std::move(view));
-}
-
-Tensor Tensor::reshape(Shape shape) const {
-  DEBLUR_CHECK(shape.numel() == numel(), "reshape from ", this->shape().str(), " to ", shape.str(),
-               " changes the element count");
-  DEBLUR_CHECK(is_contiguous(), "reshape of a non-contiguous view ", this->shape().str());
-  auto view = std::make_shared<Impl>(impl());
-  view->shape = shape;
-  view->batch_stride = shape.c * shape.h * shape.w;
-  view->autograd = nullptr;
   return Tensor(std::move(view));
 }
 

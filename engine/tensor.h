@@ -75,8 +75,6 @@ class Tensor {
   // `shape` laid out contiguously from element `offset` of this contiguous tensor's data,
   // sharing its storage (how parameters live inside one slab).
   Tensor flat_view(int64_t offset, Shape shape) const;
-  // Same data seen with another shape of equal numel; requires a contiguous tensor.
-  Tensor reshape(Shape shape) const;
   Tensor clone() const;                  // contiguous copy of the data, no autograd history
   Tensor to(Device device) const;        // contiguous copy on another device (or this one)
   Tensor detach() const;                 // same data, no autograd history

@@ -92,7 +92,7 @@ ImageMetrics compare_images(const Image& pred, const Image& target) {
   const auto yv = cpu::contiguous_view(y.data(), 1, pred.color_channels(), pred.height, pred.width);
   // ssim_forward averages the per-channel SSIM of the valid windows, as skimage does.
   metrics.ssim = cpu::ssim_forward<double>(xv, yv, 1.0);
-  if (std::min(pred.width, pred.height) >= kMsSsimMinSide)
+  if (std::min(pred.width, pred.height) >= common::kMsSsimMinSide)
     metrics.ms_ssim = cpu::ms_ssim_forward<double>(xv, yv, 1.0);
   return metrics;
 }

@@ -18,18 +18,17 @@
 #include <string>
 
 #include "infer/image.h"
+#include "kernels/common/gaussian.h"
 
 namespace deblur {
 
-// SSIM's window is 11 pixels: both sides must be at least this.
-inline constexpr int64_t kMetricsMinSide = 11;
-// MS-SSIM's fifth scale is the image shrunk 16 times and still needs 11 pixels (16 * 10 < side).
-inline constexpr int64_t kMsSsimMinSide = 161;
+// SSIM's window: both sides must be at least this.
+inline constexpr int64_t kMetricsMinSide = common::kGaussianTaps;
 
 struct ImageMetrics {
   double psnr = 0.0;              // dB; +infinity when every colour value is equal
   double ssim = 0.0;              // in [-1, 1]
-  std::optional<double> ms_ssim;  // empty when the smaller side is under kMsSsimMinSide
+  std::optional<double> ms_ssim;  // empty when the smaller side is under common::kMsSsimMinSide
   bool identical() const;         // psnr is infinite: the colour values are all equal
 };
 

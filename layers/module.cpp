@@ -9,22 +9,12 @@
 
 namespace deblur {
 
-namespace {
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-}  // namespace
-
 Tensor& Module::register_parameter(const std::string& name, Shape shape,
                                    std::vector<int64_t> file_shape) {
   int64_t file_numel = 1;
   for (int64_t d : file_shape) file_numel *= d;
   DEBLUR_CHECK(file_numel == shape.numel(), "parameter ", name, ": shape ", shape.str(),
-               " and file shape ", shape_text(file_shape), " differ in size");
+               " and file shape ", shape_string(file_shape), " differ in size");
   own_.push_back({name, Tensor::zeros(shape), std::move(file_shape)});
   own_.back().value.set_requires_grad(true);
   return own_.back().value;
@@ -94,15 +84,15 @@ void Module::load_state(const SafetensorsFile& state, const std::string& source)
   for (const NamedParameter& p : params) {
     const TensorRecord* record = state.find(p.name);
     if (!record)
-      problems.push_back("missing " + p.name + " " + shape_text(p.file_shape));
+      problems.push_back("missing " + p.name + " " + shape_string(p.file_shape));
     else if (record->shape != p.file_shape)
-      problems.push_back(p.name + " has shape " + shape_text(record->shape) + ", the model needs " +
-                         shape_text(p.file_shape));
+      problems.push_back(p.name + " has shape " + shape_string(record->shape) + ", the model needs " +
+                         shape_string(p.file_shape));
   }
   for (const TensorRecord& record : state.tensors) {
     const bool known = std::any_of(params.begin(), params.end(),
                                    [&](const NamedParameter& p) { return p.name == record.name; });
-    if (!known) problems.push_back("unexpected " + record.name + " " + shape_text(record.shape));
+    if (!known) problems.push_back("unexpected " + record.name + " " + shape_string(record.shape));
   }
   if (!problems.empty()) {
     std::ostringstream message;

@@ -1,6 +1,7 @@
 // The autograd tape: gradient routing and summing, leaf accumulation, no-grad mode, freed
 // graphs, and views.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "engine/ops.h"
 #include "tests/testing.h"
@@ -75,4 +76,51 @@ TEST_CASE("channel slices are zero-copy views", "[tensor]") {
   s.data()[0] = 42.0f;  // writes through to the base tensor
   CHECK(t.to_vector()[12] == 42.0f);
   CHECK_THROWS_WITH(t.channel_slice(4, 2), Catch::Contains("out of range"));
+}
+
+TEST_CASE("one tensor given twice to an op gets both gradients", "[autograd]") {
+  // An intermediate used as both GroupNorm gamma and beta: both parameter gradients flow into
+  // the same pending buffer. Reference: the same computation with a leaf, whose gradient
+  // accumulates by construction.
+  Tensor x = random_tensor({2, 4, 3, 3}, 9);
+  Tensor p = random_tensor({4, 1, 1, 1}, 10, 0.5, 1.5).set_requires_grad(true);
+  Tensor leaf = p.detach().clone().set_requires_grad(true);
+  Tensor g = scale(p, 1.0f);  // not a leaf
+  mean(group_norm(x, g, g, 2)).backward();
+  mean(group_norm(x, leaf, leaf, 2)).backward();
+  // Same float operations in the same order.
+  CHECK(expect_close(p.grad().to_vector(), leaf.grad().to_vector(), 1e-7, 1e-6, "p.grad"));
+  // And the same tensor twice to add: d mean(x + x) / dx = 2 / numel.
+  Tensor y = random_tensor({1, 2, 2, 2}, 11).set_requires_grad(true);
+  mean(add(y, y)).backward();
+  CHECK(expect_close(y.grad().to_vector(), std::vector<float>(8, 0.25f), 0, 1e-7, "y.grad"));
+}
+
+TEST_CASE("parameters must be contiguous", "[autograd][tensor]") {
+  // A channel slice of a [2, 2, 1, 1] tensor is 2 values 2 apart: not a flat parameter array.
+  Tensor base = Tensor::from_vector({2, 2, 1, 1}, {10, 99, 20, 99});
+  Tensor strided = base.channel_slice(0, 1);
+  Tensor x = Tensor::zeros({1, 2, 3, 3});
+  CHECK_THROWS_WITH(conv2d(x, Tensor::zeros({2, 2, 1, 1}), strided),
+                    Catch::Contains("bias") && Catch::Contains("contiguous"));
+  CHECK_THROWS_WITH(group_norm(x, strided, strided, 1), Catch::Contains("contiguous"));
+  Tensor leaf = Tensor::zeros({2, 1, 1, 1}).set_requires_grad(true);
+  CHECK_THROWS_WITH(leaf.set_grad(strided), Catch::Contains("contiguous"));
+}
+
+TEST_CASE("relu keeps NaN, as PyTorch does", "[autograd][relu]") {
+  Tensor x = Tensor::from_vector({1, 1, 1, 3}, {NAN, -1.0f, 2.0f});
+  const auto y = relu(x).to_vector();
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 0.0f);
+  CHECK(y[2] == 2.0f);
+  const auto z =
+      group_norm(Tensor::from_vector({1, 1, 1, 2}, {NAN, 1.0f}), Tensor::full({1, 1, 1, 1}, 1.0f),
+                 Tensor::zeros({1, 1, 1, 1}), 1, 1e-5f, /*fuse_relu=*/true)
+          .to_vector();
+  CHECK(std::isnan(z[0]));
+}
+
+TEST_CASE("tensor shapes that overflow are refused", "[tensor]") {
+  CHECK_THROWS_WITH(Tensor::empty({1 << 21, 1 << 21, 1 << 21, 8}), Catch::Contains("too large"));
 }

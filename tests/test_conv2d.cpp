@@ -10,9 +10,6 @@ using namespace deblur;
 using namespace deblur::testing;
 
 namespace {
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
 
 // The definition, term by term: the oracle for the forward kernel.
 std::vector<double> conv_by_definition(const std::vector<double>& x, Shape xs,
@@ -88,12 +85,17 @@ TEST_CASE("conv2d op: parameter gradients accumulate, shapes are checked", "[con
   Tensor w = random_tensor({4, 3, 3, 3}, 2).set_requires_grad(true);
   Tensor b = random_tensor({4, 1, 1, 1}, 3).set_requires_grad(true);
   mean(conv2d(x, w, b)).backward();
-  const auto gw1 = w.grad().to_vector(), gx1 = x.grad().to_vector();
+  const std::vector<Tensor> once = {x.grad().clone(), w.grad().clone(), b.grad().clone()};
   mean(conv2d(x, w, b)).backward();
-  std::vector<float> twice(gw1.size());
-  for (size_t i = 0; i < gw1.size(); ++i) twice[i] = 2 * gw1[i];
-  // Two identical float sums: equal up to one rounding of the addition.
-  CHECK(expect_close(w.grad().to_vector(), twice, 1e-7, 1e-6, "conv weight grad accumulates"));
+  const std::vector<Tensor> twice = {x.grad(), w.grad(), b.grad()};
+  const char* names[] = {"x", "weight", "bias"};
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> doubled = once[i].to_vector();
+    for (float& v : doubled) v *= 2;
+    // Two identical float sums: equal up to one rounding of the addition.
+    CHECK(expect_close(twice[i].to_vector(), doubled, 1e-7, 1e-6,
+                       std::string("conv ") + names[i] + " grad accumulates"));
+  }
   CHECK_THROWS_WITH(conv2d(random_tensor({2, 5, 6, 5}, 4), w, b),
                     Catch::Contains("conv2d") && Catch::Contains("[2, 5, 6, 5]") &&
                         Catch::Contains("[4, 3, 3, 3]"));

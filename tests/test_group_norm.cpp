@@ -10,12 +10,6 @@
 using namespace deblur;
 using namespace deblur::testing;
 
-namespace {
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
-}  // namespace
-
 TEST_CASE("group_norm kernel gradcheck", "[gradcheck][group_norm]") {
   for (bool relu : {false, true}) {
     const Shape s{2, 6, 5, 7};

@@ -11,9 +11,6 @@ using namespace deblur;
 using namespace deblur::testing;
 
 namespace {
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
 
 enum class Loss { Charbonnier, L1 };
 

@@ -8,12 +8,6 @@
 using namespace deblur;
 using namespace deblur::testing;
 
-namespace {
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
-}  // namespace
-
 TEST_CASE("relu kernel gradcheck", "[gradcheck][relu]") {
   const Shape s{2, 3, 5, 7};
   const auto r = random_values(s.numel(), 11);

@@ -17,9 +17,6 @@ using namespace deblur;
 using namespace deblur::testing;
 
 namespace {
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
 
 Shape pooled(Shape s) {
   return {s.n, s.c, s.h / 2, s.w / 2};

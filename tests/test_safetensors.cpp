@@ -13,29 +13,19 @@
 
 #include "engine/check.h"
 #include "engine/safetensors.h"
+#include "tests/cli_testing.h"
 
 using namespace deblur;
+using namespace deblur::testing;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kSource = "model.safetensors";
 
-// A scratch directory of its own, removed when the test ends.
-struct ScratchDir {
-  fs::path path;
-  ScratchDir()
-      : path(fs::temp_directory_path() /
-             ("deblur_safetensors_test_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  size_t entries() const {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(path), {}));
-  }
-};
+size_t entries(const ScratchDir& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir.path()), {}));
+}
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -90,7 +80,7 @@ std::vector<float> arange(size_t count, float scale, float offset) {
 
 TEST_CASE("safetensors F32 and F16 round trip", "[safetensors]") {
   ScratchDir dir;
-  const std::string path = dir.file("round_trip.safetensors");
+  const std::string path = (dir / "round_trip.safetensors").string();
   // F16 values are multiples of 1/8 below 2^11, so exactly representable in half.
   const std::vector<TensorRecord> written = {
       {"enc1.conv1.weight", {4, 3, 3, 3}, arange(108, 0.37f, -20.0f), DType::F32},
@@ -177,7 +167,7 @@ TEST_CASE("safetensors F16 conversion rounds to nearest even", "[safetensors]") 
 
   // The writer rounds the same way.
   ScratchDir dir;
-  const std::string path = dir.file("rounding.safetensors");
+  const std::string path = (dir / "rounding.safetensors").string();
   const std::vector<float> values = {0.1f, 65520.0f, unit / 2, -0.0f, 1.0f + std::ldexp(1.0f, -11)};
   write_safetensors(path, {{"x", {5}, values, DType::F16}});
   const auto read = read_safetensors(path);
@@ -192,7 +182,7 @@ TEST_CASE("safetensors F16 conversion rounds to nearest even", "[safetensors]") 
 
 TEST_CASE("safetensors metadata round trip", "[safetensors]") {
   ScratchDir dir;
-  const std::string path = dir.file("metadata.safetensors");
+  const std::string path = (dir / "metadata.safetensors").string();
   const std::map<std::string, std::string> metadata = {
       {"format", "pt"}, {"epoch", "12"}, {"note", "quotes \" and \\ and unicode \xc3\xa9"}};
   write_safetensors(path, {{"w", {2}, {1.0f, 2.0f}, DType::F32}}, metadata);
@@ -204,7 +194,7 @@ TEST_CASE("safetensors metadata round trip", "[safetensors]") {
 
 TEST_CASE("safetensors rank-0, rank-1 and empty shapes", "[safetensors]") {
   ScratchDir dir;
-  const std::string path = dir.file("shapes.safetensors");
+  const std::string path = (dir / "shapes.safetensors").string();
   const std::vector<TensorRecord> written = {
       {"scalar", {}, {-7.25f}, DType::F32},
       {"vector", {3}, {1.0f, -2.0f, 0.5f}, DType::F16},
@@ -307,6 +297,12 @@ TEST_CASE("safetensors rejects bad header lengths and bad JSON", "[safetensors]"
   CHECK(parse(file_bytes("{}", 0)).tensors.empty());
 }
 
+TEST_CASE("safetensors refuses deeply nested headers before they cost memory",
+          "[safetensors]") {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK_THROWS_WITH(parse(file_bytes("{\"a\": " + deep + "}", 0)), names("nests deeper"));
+}
+
 TEST_CASE("safetensors rejects bad tensor entries", "[safetensors]") {
   CHECK_THROWS_WITH(
       parse(file_bytes(R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", 8)),
@@ -383,7 +379,7 @@ TEST_CASE("safetensors reports unopenable paths", "[safetensors]") {
   CHECK_THROWS_WITH(read_safetensors(path),
                     Catch::Contains(path) && Catch::Contains(std::strerror(ENOENT)));
   ScratchDir dir;  // a directory opens but cannot be read as a file
-  CHECK_THROWS_AS(read_safetensors(dir.path.string()), Error);
+  CHECK_THROWS_AS(read_safetensors(dir.path().string()), Error);
 }
 
 TEST_CASE("safetensors survives mutated files", "[safetensors]") {
@@ -427,14 +423,14 @@ TEST_CASE("safetensors survives mutated files", "[safetensors]") {
 
 TEST_CASE("safetensors writes atomically", "[safetensors]") {
   ScratchDir dir;
-  const std::string missing_dir = dir.file("no_such_dir");
+  const std::string missing_dir = (dir / "no_such_dir").string();
   const std::string path = missing_dir + "/model.safetensors";
   CHECK_THROWS_WITH(write_safetensors(path, {{"w", {1}, {1.0f}, DType::F32}}),
                     Catch::Contains(path) && Catch::Contains(std::strerror(ENOENT)));
   CHECK_FALSE(fs::exists(missing_dir));
-  CHECK(dir.entries() == 0);
+  CHECK(entries(dir) == 0);
 
-  const std::string target = dir.file("model.safetensors");
+  const std::string target = (dir / "model.safetensors").string();
   write_safetensors(target, {{"old", {2}, {1.0f, 2.0f}, DType::F32}});
   write_safetensors(target, {{"new", {3}, {3.0f, 4.0f, 5.0f}, DType::F16}}, {{"epoch", "2"}});
   const auto read = read_safetensors(target);
@@ -442,12 +438,12 @@ TEST_CASE("safetensors writes atomically", "[safetensors]") {
   CHECK(read.tensors[0].name == "new");
   CHECK(read.tensors[0].values == std::vector<float>{3.0f, 4.0f, 5.0f});
   CHECK(read.metadata.at("epoch") == "2");
-  CHECK(dir.entries() == 1);  // no temporary file left behind
+  CHECK(entries(dir) == 1);  // no temporary file left behind
 }
 
 TEST_CASE("safetensors writer rejects bad records", "[safetensors]") {
   ScratchDir dir;
-  const std::string path = dir.file("bad.safetensors");
+  const std::string path = (dir / "bad.safetensors").string();
   CHECK_THROWS_WITH(write_safetensors(path, {{"w", {1}, {1.0f}, DType::BF16}}),
                     Catch::Contains("'w'") && Catch::Contains("BF16"));
   CHECK_THROWS_WITH(
@@ -459,5 +455,5 @@ TEST_CASE("safetensors writer rejects bad records", "[safetensors]") {
                     Catch::Contains("negative dimension"));
   CHECK_THROWS_WITH(write_safetensors(path, {{"__metadata__", {1}, {1.0f}, DType::F32}}),
                     Catch::Contains("reserved"));
-  CHECK(dir.entries() == 0);
+  CHECK(entries(dir) == 0);
 }

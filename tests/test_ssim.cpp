@@ -15,9 +15,6 @@ using namespace deblur::testing;
 namespace {
 using Inputs = std::vector<std::vector<double>>;
 
-cpu::NchwView<double> view(std::vector<double>& v, Shape s) {
-  return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
-}
 cpu::NchwView<const double> cview(const std::vector<double>& v, Shape s) {
   return cpu::contiguous_view(v.data(), s.n, s.c, s.h, s.w);
 }

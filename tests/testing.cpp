@@ -103,9 +103,20 @@ bool gradcheck(const ScalarFn& f, const GradFn& grad, std::vector<std::vector<do
   if (check.empty())
     for (size_t k = 0; k < inputs.size(); ++k) check.push_back(k);
   const std::vector<std::vector<double>> analytic = grad(inputs);
+  if (analytic.size() != inputs.size()) {
+    std::fprintf(stderr, "%s: %zu gradients for %zu inputs\n", what.c_str(), analytic.size(),
+                 inputs.size());
+    return false;
+  }
   bool ok = true;
   for (size_t k : check) {
     const size_t size = inputs[k].size();
+    if (analytic[k].size() != size) {
+      std::fprintf(stderr, "%s: gradient %zu has %zu values for an input of %zu\n", what.c_str(),
+                   k, analytic[k].size(), size);
+      ok = false;
+      continue;
+    }
     const size_t count = options.max_elements > 0 ? std::min(size, options.max_elements) : size;
     std::vector<double> numeric(count), expected(count);
     for (size_t j = 0; j < count; ++j) {

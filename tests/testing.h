@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "kernels/cpu/nchw.h"
 
 namespace deblur::testing {
 
@@ -31,6 +32,12 @@ std::vector<double> random_values(size_t count, uint64_t seed, double lo = -1.0,
 std::vector<float> to_float(const std::vector<double>& values);
 std::vector<double> to_double(const std::vector<float>& values);
 Tensor random_tensor(Shape shape, uint64_t seed, double lo = -1.0, double hi = 1.0);
+
+// A contiguous NCHW view of a test's buffer, for calling kernels directly.
+template <class T>
+cpu::NchwView<T> view(std::vector<T>& values, Shape s) {
+  return cpu::contiguous_view(values.data(), s.n, s.c, s.h, s.w);
+}
 
 // A function of several double arrays to a scalar, and its analytic gradient.
 using ScalarFn = std::function<double(const std::vector<std::vector<double>>& inputs)>;

@@ -17,8 +17,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   DEBLUR_CHECK(x.c() == ws.c, "conv2d: input ", x.shape().str(), " has ", x.c(),
                " channels but weight ", ws.str(), " expects ", ws.c);
   DEBLUR_CHECK(weight.is_contiguous(), "conv2d: weight ", ws.str(), " must be contiguous");
-  DEBLUR_CHECK(!bias.defined() || bias.numel() == ws.n, "conv2d: bias ", bias.shape().str(),
-               " for ", ws.n, " output channels");
+  DEBLUR_CHECK(!bias.defined() || (bias.numel() == ws.n && bias.is_contiguous()), "conv2d: bias ",
+               bias.shape().str(), " must be ", ws.n, " contiguous values, one per output channel");
   if (device != Device::CPU) no_kernel("conv2d", device);
   const int kernel = static_cast<int>(ws.h);
   Tensor y = Tensor::empty({x.n(), ws.n, x.h(), x.w()}, device);

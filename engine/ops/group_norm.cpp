@@ -12,9 +12,11 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
   Device device = common_device("group_norm", {x, gamma, beta});
   DEBLUR_CHECK(groups > 0 && x.c() % groups == 0, "group_norm: ", x.c(),
                " channels do not split into ", groups, " groups (input ", x.shape().str(), ")");
-  DEBLUR_CHECK(gamma.numel() == x.c() && beta.numel() == x.c(), "group_norm: gamma ",
-               gamma.shape().str(), " and beta ", beta.shape().str(), " for input ",
-               x.shape().str());
+  DEBLUR_CHECK(gamma.numel() == x.c() && beta.numel() == x.c() && gamma.is_contiguous() &&
+                   beta.is_contiguous(),
+               "group_norm: gamma ", gamma.shape().str(), " and beta ", beta.shape().str(),
+               " must be ", x.c(), " contiguous values each, for input ", x.shape().str());
+  DEBLUR_CHECK(eps > 0, "group_norm: eps must be positive, got ", eps);
   if (device != Device::CPU) no_kernel("group_norm", device);
   Tensor y = Tensor::empty(x.shape(), device);
   Tensor stats = Tensor::empty({2, x.n() * groups, 1, 1}, device);  // mean, rstd

@@ -16,7 +16,6 @@ namespace deblur {
 namespace {
 
 // The smallest side MS-SSIM accepts: pytorch_msssim asserts > (11 - 1) * 2^4.
-constexpr int64_t kMsSsimMinSide = (common::kGaussianTaps - 1) * 16 + 1;
 
 // Common checks; returns the device.
 Device check_inputs(const char* op, const Tensor& x, const Tensor& y, float data_range) {
@@ -54,7 +53,7 @@ Tensor scalar_similarity(const char* op, const Tensor& x, const Tensor& y, float
 }  // namespace
 
 bool ms_ssim_supported(const Shape& shape) {
-  return std::min(shape.h, shape.w) >= kMsSsimMinSide;
+  return std::min(shape.h, shape.w) >= common::kMsSsimMinSide;
 }
 
 Tensor ssim(const Tensor& x, const Tensor& y, float data_range) {
@@ -70,7 +69,7 @@ Tensor ssim(const Tensor& x, const Tensor& y, float data_range) {
 Tensor ms_ssim(const Tensor& x, const Tensor& y, float data_range) {
   Device device = check_inputs("ms_ssim", x, y, data_range);
   DEBLUR_CHECK(ms_ssim_supported(x.shape()), "ms_ssim: input ", x.shape().str(),
-               " is too small: the smaller side must be at least ", kMsSsimMinSide,
+               " is too small: the smaller side must be at least ", common::kMsSsimMinSide,
                " pixels for the 4 downsamplings of the ", common::kGaussianTaps, "-pixel window");
   if (device != Device::CPU) no_kernel("ms_ssim", device);
   return scalar_similarity("ms_ssim", x, y, data_range, &cpu::ms_ssim_forward<float>,

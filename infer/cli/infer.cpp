@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/check.h"
+#include "engine/device_memory.h"
 #include "infer/cli/args.h"
 #include "infer/cli/commands.h"
 #include "infer/image_io.h"
@@ -109,9 +110,10 @@ int run_infer(int argc, char** argv) {
   const std::string device = args.get("device", "cpu");
   DEBLUR_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, got '", device,
                "'");
-  DEBLUR_CHECK(device == "cpu",
-               "--device cuda: this version runs inference on the CPU only (the CUDA kernels "
-               "are not written yet); use --device cpu");
+  DEBLUR_CHECK(device == "cpu", "--device cuda: ",
+               cuda_available() ? "the CUDA kernels are not written yet"
+                                : "no CUDA device is visible, or this build has no CUDA backend",
+               "; use --device cpu");
   TileOptions options{args.get_int("tile", 512), args.get_int("overlap", 64)};
   check_tile_options(options);
   const int64_t max_pixels = args.get_int("max_pixels", kDefaultMaxPixels);

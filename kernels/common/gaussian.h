@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/common/hd.h"
 
@@ -12,6 +13,9 @@ namespace deblur::common {
 
 inline constexpr int kGaussianTaps = 11;
 inline constexpr double kGaussianSigma = 1.5;
+// MS-SSIM's fifth scale is the image shrunk 16 times and must still hold one window, so the
+// smaller side needs more than 16 * (taps - 1) pixels.
+inline constexpr int64_t kMsSsimMinSide = (kGaussianTaps - 1) * 16 + 1;
 
 // exp(-d^2 / (2 sigma^2)) for tap k, before normalisation.
 DEBLUR_HD double gaussian_weight_unnormalised(int k) {

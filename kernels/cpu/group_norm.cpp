@@ -36,7 +36,7 @@ void group_norm_forward(NchwView<const T> x, const T* gamma, const T* beta, int 
       if (relu) {
         for (int64_t i = 0; i < plane; ++i) {
           const T z = src[i] * a + b;
-          dst[i] = z > T(0) ? z : T(0);
+          dst[i] = z > T(0) || z != z ? z : T(0);  // NaN passes, as in PyTorch
         }
       } else {
         for (int64_t i = 0; i < plane; ++i) dst[i] = src[i] * a + b;

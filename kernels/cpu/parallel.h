@@ -13,7 +13,8 @@ int num_threads();
 
 template <class Fn>
 void parallel_for(int64_t count, Fn&& fn) {
-#pragma omp parallel for schedule(dynamic, 1)
+  // A single item runs inline: waking the thread team would cost more than it does.
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
   for (int64_t i = 0; i < count; ++i) fn(i);
 }
 

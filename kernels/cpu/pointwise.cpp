@@ -13,7 +13,8 @@ void relu_forward(NchwView<const T> x, NchwView<T> y) {
   for_each_chunk(x.n, x.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
     const T* in = x.sample(i) + begin;
     T* out = y.sample(i) + begin;
-    for (int64_t k = 0; k < count; ++k) out[k] = in[k] > T(0) ? in[k] : T(0);
+    // NaN passes through, as in PyTorch, so a diverging run stays visible.
+    for (int64_t k = 0; k < count; ++k) out[k] = in[k] > T(0) || in[k] != in[k] ? in[k] : T(0);
   });
 }
 

@@ -1,5 +1,5 @@
 // Pointwise CPU kernels, forward and backward, float and double.
-//   relu:  y = max(x, 0); dx = dy where y > 0 (PyTorch: threshold_backward, 0 at x == 0)
+//   relu:  y = max(x, 0), NaN kept; dx = dy where y > 0 (PyTorch: threshold_backward, 0 at 0)
 //   add:   y = a + b
 //   scale: y = factor * x + shift
 //   clamp: y = min(max(x, lo), hi); dx = dy where lo <= x <= hi (PyTorch's clamp_backward)
