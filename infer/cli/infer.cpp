@@ -148,10 +148,12 @@ int run_infer(int argc, char** argv) {
   int64_t done = 0, failed = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const fs::path target = folder ? fs::path(output) / output_name(inputs[i]) : fs::path(output);
-    const std::string label =
-        folder ? "[" + std::to_string(i + 1) + "/" + std::to_string(inputs.size()) + "] " +
-                     inputs[i].filename().string()
-               : inputs[i].string();
+    std::string label = inputs[i].string();
+    if (folder) {
+      label = std::to_string(i + 1);
+      label.insert(0, "[");
+      label += "/" + std::to_string(inputs.size()) + "] " + inputs[i].filename().string();
+    }
     if (!folder) {
       deblur_file(job, inputs[i], target, label);
       ++done;
