@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -148,12 +149,12 @@ int run_infer(int argc, char** argv) {
   int64_t done = 0, failed = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const fs::path target = folder ? fs::path(output) / output_name(inputs[i]) : fs::path(output);
-    std::string label = inputs[i].string();
-    if (folder) {
-      label = std::to_string(i + 1);
-      label.insert(0, "[");
-      label += "/" + std::to_string(inputs.size()) + "] " + inputs[i].filename().string();
-    }
+    std::ostringstream label_text;  // (a stream: GCC 12 warns falsely on string concatenation)
+    if (folder)
+      label_text << "[" << i + 1 << "/" << inputs.size() << "] " << inputs[i].filename().string();
+    else
+      label_text << inputs[i].string();
+    const std::string label = label_text.str();
     if (!folder) {
       deblur_file(job, inputs[i], target, label);
       ++done;
