@@ -1,11 +1,8 @@
 // Safetensors read/write: header parsing and validation, dtype conversions, atomic writes.
 #include "engine/safetensors.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +12,7 @@
 #include <sstream>
 
 #include "engine/check.h"
+#include "engine/file_io.h"
 
 namespace deblur {
 
@@ -33,7 +31,6 @@ constexpr char kMetadataKey[] = "__metadata__";
 size_t dtype_bytes(DType dtype) {
   return dtype == DType::F32 ? 4 : 2;
 }
-
 
 // Product of dims, or false when it overflows u64 (a zero dim makes it 0 regardless).
 bool checked_numel(const std::vector<uint64_t>& dims, uint64_t& numel) {
@@ -175,10 +172,6 @@ void convert(const Entry& entry, const uint8_t* bytes, std::vector<float>& value
   }
 }
 
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
 }  // namespace
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -309,17 +302,7 @@ SafetensorsFile parse_safetensors(const uint8_t* bytes, size_t size, const std::
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  std::FILE* stream = std::fopen(path.c_str(), "rb");
-  DEBLUR_CHECK(stream, "cannot open '", path, "' for reading: ", errno_text());
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), stream)) > 0)
-    bytes.insert(bytes.end(), chunk, chunk + got);
-  const bool failed = std::ferror(stream);
-  const std::string reason = failed ? errno_text() : "";
-  std::fclose(stream);
-  DEBLUR_CHECK(!failed, "cannot read '", path, "': ", reason);
+  const std::vector<uint8_t> bytes = read_file(path);
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 
@@ -379,26 +362,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorRecord>&
     }
   }
 
-  // Write a temporary file, flush it to disk, then rename over `path`: readers (and a crash)
-  // see either the old file or the complete new one.
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* stream = std::fopen(temp.c_str(), "wb");
-  DEBLUR_CHECK(stream, "cannot open '", temp, "' for writing: ", errno_text());
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), stream) == bytes.size();
-  ok = ok && std::fflush(stream) == 0 && ::fsync(::fileno(stream)) == 0;
-  std::string reason = ok ? "" : errno_text();
-  if (std::fclose(stream) != 0 && ok) {
-    ok = false;
-    reason = errno_text();
-  }
-  if (ok && std::rename(temp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    reason = "rename to '" + path + "' failed: " + errno_text();
-  }
-  if (!ok) {
-    std::remove(temp.c_str());
-    throw Error(detail::concat("cannot write '", path, "': ", reason));
-  }
+  write_file_atomically(path, bytes.data(), bytes.size());
 }
 
 }  // namespace deblur

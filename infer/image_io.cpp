@@ -3,12 +3,8 @@
 // file writes.
 #include "infer/image_io.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +12,7 @@
 #include <memory>
 
 #include "engine/check.h"
+#include "engine/file_io.h"
 
 // stb's implementation lives in this file only, with internal linkage (STB_*_STATIC) so it
 // cannot clash with another copy linked into the same program. Memory buffers only: no stdio.
@@ -48,10 +45,6 @@ constexpr uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n
 // Signature (8) + IHDR length and type (8) + IHDR data (13) + its CRC (4).
 constexpr size_t kPngHeaderBytes = 33;
 constexpr char kSupported[] = "supported: PNG, JPEG, BMP, TGA";
-
-std::string errno_text() {
-  return std::strerror(errno);
-}
 
 // stb's reason for its last failure on this thread (stb keeps it thread-local).
 std::string stb_reason() {
@@ -354,21 +347,8 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& source,
 }
 
 Image read_image(const std::string& path, int64_t max_pixels) {
-  std::FILE* stream = std::fopen(path.c_str(), "rb");
-  DEBLUR_CHECK(stream, "cannot open '", path, "' for reading: ", errno_text());
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(stream, std::fclose);
-  struct stat status {};
-  DEBLUR_CHECK(::fstat(::fileno(stream), &status) == 0, "cannot read '", path, "': ", errno_text());
-  DEBLUR_CHECK(!S_ISDIR(status.st_mode), "cannot read '", path, "': it is a directory");
   // stb takes the buffer length as an int, so larger files are refused before reading them.
-  DEBLUR_CHECK(status.st_size <= INT_MAX, path, ": file too large (", status.st_size,
-               " bytes; at most ", INT_MAX, ")");
-  std::vector<uint8_t> bytes(static_cast<size_t>(status.st_size));
-  const size_t got = std::fread(bytes.data(), 1, bytes.size(), stream);
-  DEBLUR_CHECK(!std::ferror(stream), "cannot read '", path, "': ", errno_text());
-  // A file that shrank while being read would otherwise decode zeros.
-  DEBLUR_CHECK(got == bytes.size(), "cannot read '", path, "': got ", got, " of ", bytes.size(),
-               " bytes (the file changed while being read)");
+  const std::vector<uint8_t> bytes = read_file(path, INT_MAX);
   return decode_image(bytes.data(), bytes.size(), path, max_pixels);
 }
 
@@ -418,26 +398,7 @@ ImageFormat output_format_for(const std::string& path) {
 void write_image(const std::string& path, const Image& image, int jpeg_quality) {
   const std::vector<uint8_t> bytes = encode_image(image, output_format_for(path), jpeg_quality);
 
-  // Write a temporary file next to `path`, flush it to disk, then rename it over `path`: readers
-  // (and a crash or a full disk) see either the old file or the complete new one.
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* stream = std::fopen(temp.c_str(), "wb");
-  DEBLUR_CHECK(stream, "cannot write '", path, "': cannot create '", temp, "': ", errno_text());
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), stream) == bytes.size();
-  ok = ok && std::fflush(stream) == 0 && ::fsync(::fileno(stream)) == 0;
-  std::string reason = ok ? "" : errno_text();
-  if (std::fclose(stream) != 0 && ok) {
-    ok = false;
-    reason = errno_text();
-  }
-  if (ok && std::rename(temp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    reason = "rename from '" + temp + "' failed: " + errno_text();
-  }
-  if (!ok) {
-    std::remove(temp.c_str());
-    throw Error(detail::concat("cannot write '", path, "': ", reason));
-  }
+  write_file_atomically(path, bytes.data(), bytes.size());
 }
 
 }  // namespace deblur
