@@ -9,6 +9,7 @@
 
 #include "engine/check.h"
 #include "infer/deblur.h"
+#include "infer/image_io.h"
 #include "infer/predictor.h"
 #include "kernels/cpu/parallel.h"
 #include "layers/deblur_unet.h"
@@ -110,6 +111,8 @@ int deblur_run_rgb8(deblur_model* model, const unsigned char* rgb, int width, in
     DEBLUR_CHECK(out_rgb, "the output image is NULL");
     DEBLUR_CHECK(width > 0 && height > 0, "the image is ", width, "x", height,
                  " (both sides must be positive)");
+    DEBLUR_CHECK(int64_t{width} * height <= deblur::kDefaultMaxPixels, "the image is ", width,
+                 "x", height, ", over the limit of ", deblur::kDefaultMaxPixels, " pixels");
     const deblur_options opts = options ? *options : deblur_default_options();
     DEBLUR_CHECK(opts.threads >= 0, "options.threads is ", opts.threads,
                  " (0 for the default, or a positive count)");

@@ -17,7 +17,8 @@
  * pixel) and the stitch's accumulators (16 bytes per pixel of one row of tiles).
  *
  * Errors: no C++ exception ever leaves these functions (out of memory included); a failure is a
- * NULL or non-zero return and a message from deblur_last_error().
+ * NULL or non-zero return and a message from deblur_last_error(). Images over 268435456 pixels
+ * (16384 x 16384, the CLI's default limit) are refused before anything is allocated.
  *
  * Threads: a model is read-only once loaded. Any number of threads may call deblur_run_rgb8 on
  * the same model at the same time (each call allocates its own buffers); deblur_model_free must

@@ -7,4 +7,12 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 # Tests run in parallel processes, each kernel on one thread: more threads per test would only
 # oversubscribe the cores (OpenMP teams spinning against each other).
-cd build && OMP_NUM_THREADS=1 ctest --output-on-failure -j"$(nproc)"
+(cd build && OMP_NUM_THREADS=1 ctest --output-on-failure -j"$(nproc)")
+
+# Everything that parses untrusted input (model files, images, command lines, the C API) and the
+# engine's bookkeeping again under AddressSanitizer and UBSan: a malformed file must be an error,
+# never an out-of-bounds read that happens to pass.
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEBLUR_CUDA=OFF -DDEBLUR_SANITIZE=ON
+cmake --build build-sanitize -j"$(nproc)" --target deblur_tests deblur
+OMP_NUM_THREADS=1 ./build-sanitize/bin/deblur_tests \
+  "[safetensors],[image_io],[metrics],[tiling],[predictor],[autograd],[tensor],[c_api],[cli]"
