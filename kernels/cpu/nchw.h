@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace deblur::cpu {
 
@@ -18,7 +19,12 @@ struct NchwView {
   int64_t sample_size() const { return c * h * w; }
   T* sample(int64_t i) const { return data + i * batch_stride; }
   T* channel(int64_t i, int64_t ch) const { return data + i * batch_stride + ch * h * w; }
-  operator NchwView<const T>() const { return {data, n, c, h, w, batch_stride}; }
+  // A mutable view reads as a const one; only for mutable views, since for a const T it would
+  // convert a type to itself (which nvcc flags).
+  template <class U = T, std::enable_if_t<!std::is_const_v<U>, int> = 0>
+  operator NchwView<const U>() const {
+    return {data, n, c, h, w, batch_stride};
+  }
 };
 
 template <class T>

@@ -14,15 +14,7 @@
 #pragma once
 
 #include "kernels/cuda/launch.cuh"
-// nvcc notes that NchwView<const float>'s conversion to NchwView<const float> is never used
-// (warning 554); it exists for NchwView<float>.
-#if defined(__CUDACC__)
-#pragma nv_diag_suppress 554
-#endif
 #include "kernels/cpu/nchw.h"
-#if defined(__CUDACC__)
-#pragma nv_diag_default 554
-#endif
 
 namespace deblur::cuda {
 
