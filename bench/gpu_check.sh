@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with an NVIDIA GPU (CUDA toolkit, CMake, g++; PyTorch optional; no
+# package manager needed) it builds deblur for that card, runs the whole test suite, runs
+# compute-sanitizer (memcheck, racecheck) on the CUDA kernel tests, times the reference PyTorch
+# module, and writes everything to one results file.
+#
+#   bash bench/stage_gpu_deps.sh         # on the build machine: headers into .carry/
+#   bash bench/gpu_check.sh [RESULTS]    # on the GPU machine (default build-gpu/gpu-check.md)
+#
+# Copy what it reports into docs/gpu-validation.md with the date and the card. It never stops
+# at a failure: each step's outcome is recorded and the exit code is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+results="${1:-build-gpu/gpu-check.md}"
+mkdir -p build-gpu "$(dirname "$results")"
+failures=0
+
+section() { printf '\n## %s\n\n' "$1" >> "$results"; }
+# Runs a step, keeps the last lines of its output in the results file, counts failures.
+step() {
+  local title="$1"; shift
+  section "$title"
+  local log="build-gpu/$(echo "$title" | tr -c 'A-Za-z0-9' '_').log"
+  local start=$SECONDS
+  "$@" > "$log" 2>&1
+  local rc=$?
+  {
+    echo "command: \`$*\` — exit $rc, $((SECONDS - start)) s"
+    echo '```'
+    tail -n 40 "$log"
+    echo '```'
+  } >> "$results"
+  [ $rc -eq 0 ] || failures=$((failures + 1))
+  return 0
+}
+
+{
+  echo "# deblur GPU check"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- card: $(nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+  echo "- nvcc: $(nvcc --version 2>&1 | tail -1)"
+  echo "- host: $(nproc) cores"
+} > "$results"
+
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+arch=${arch:-90}
+step "configure (sm_$arch)" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDEBLUR_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_PREFIX_PATH="$PWD/.carry/prefix"
+step "build" cmake --build build-gpu -j"$(nproc)"
+step "ctest (whole suite)" ctest --test-dir build-gpu --output-on-failure -j"$(nproc)"
+
+# The CUDA kernels on the real device against their CPU twins, under the sanitizers.
+if [ -x build-gpu/bin/deblur_gpu_tests ]; then
+  step "CUDA kernels vs CPU on the device" build-gpu/bin/deblur_gpu_tests
+  if command -v compute-sanitizer > /dev/null; then
+    step "compute-sanitizer memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 \
+      build-gpu/bin/deblur_gpu_tests
+    step "compute-sanitizer racecheck" compute-sanitizer --tool racecheck --error-exitcode 1 \
+      build-gpu/bin/deblur_gpu_tests
+  fi
+else
+  section "CUDA kernels on the device"
+  echo "build-gpu/bin/deblur_gpu_tests was not built: no device kernel tests in this version." \
+    >> "$results"
+fi
+
+# The peer: the reference PyTorch module on this card (inference 2048x2048, a training step at
+# batch 24 x 256x256; fp32, TF32, bf16).
+if python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+  step "PyTorch reference timings" python3 bench/torch_reference.py \
+    --reference .carry/reference/deblur_unet.py
+fi
+
+section "summary"
+echo "failed steps: $failures" >> "$results"
+echo "results: $results (failed steps: $failures)"
+[ $failures -eq 0 ]
