@@ -1,4 +1,5 @@
-// Host memory for CPU storage, and the dispatch to the CUDA allocator when it is built.
+// Host memory for CPU storage, and the dispatch to the CUDA caching allocator
+// (engine/cuda_allocator.cpp) in the CUDA and simulator builds.
 #include "engine/device_memory.h"
 
 #include <cstdlib>
@@ -6,22 +7,15 @@
 #include <new>
 
 #include "engine/check.h"
+#include "engine/cuda_allocator.h"
 
 namespace deblur {
-
-#ifdef DEBLUR_WITH_CUDA
-// engine/cuda_memory.cu
-bool cuda_device_present();
-float* cuda_alloc(int64_t count);
-void cuda_free(float* data);
-void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_device, int64_t count);
-#endif
 
 namespace {
 // 64-byte alignment: a cache line, and a full AVX-512 vector.
 constexpr size_t kHostAlignment = 64;
 
-#ifndef DEBLUR_WITH_CUDA
+#ifndef DEBLUR_HAS_CUDA_KERNELS
 [[noreturn]] void no_cuda() {
   throw Error("this build of deblur has no CUDA backend (configure with -DDEBLUR_CUDA=ON)");
 }
@@ -29,7 +23,7 @@ constexpr size_t kHostAlignment = 64;
 }  // namespace
 
 bool cuda_available() {
-#ifdef DEBLUR_WITH_CUDA
+#ifdef DEBLUR_HAS_CUDA_KERNELS
   return cuda_device_present();
 #else
   return false;
@@ -38,7 +32,7 @@ bool cuda_available() {
 
 float* device_alloc(int64_t count, Device device) {
   if (device == Device::CUDA) {
-#ifdef DEBLUR_WITH_CUDA
+#ifdef DEBLUR_HAS_CUDA_KERNELS
     return cuda_alloc(count);
 #else
     no_cuda();
@@ -53,7 +47,7 @@ float* device_alloc(int64_t count, Device device) {
 
 void device_free(float* data, Device device) {
   if (device == Device::CUDA) {
-#ifdef DEBLUR_WITH_CUDA
+#ifdef DEBLUR_HAS_CUDA_KERNELS
     cuda_free(data);
 #endif
     return;
@@ -68,7 +62,7 @@ void device_copy(float* dst, Device dst_device, const float* src, Device src_dev
     std::memcpy(dst, src, static_cast<size_t>(count) * sizeof(float));
     return;
   }
-#ifdef DEBLUR_WITH_CUDA
+#ifdef DEBLUR_HAS_CUDA_KERNELS
   cuda_copy(dst, dst_device == Device::CUDA, src, src_device == Device::CUDA, count);
 #else
   no_cuda();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "engine/check.h"
+#include "engine/device_memory.h"
 #include "engine/ops.h"
 
 namespace deblur {
@@ -43,14 +44,23 @@ int64_t Module::parameter_count() {
 
 void Module::pack_parameters() {
   std::vector<NamedParameter> params = parameters();
-  const int64_t total = parameter_count();
-  values_slab_ = Tensor::empty({1, 1, 1, total});
-  grads_slab_ = Tensor::zeros({1, 1, 1, total});
+  const Device dev = device();
+  values_slab_ = Tensor::empty({1, 1, 1, parameter_count()}, dev);
+  grads_slab_ = Tensor::zeros(values_slab_.shape(), dev);
+  int64_t offset = 0;
+  for (NamedParameter& p : params) {
+    const int64_t count = p.value->numel();
+    device_copy(values_slab_.data() + offset, dev, p.value->data(), dev, count);
+    offset += count;
+  }
+  bind_to_slabs(params);
+}
+
+void Module::bind_to_slabs(std::vector<NamedParameter>& params) {
   int64_t offset = 0;
   for (NamedParameter& p : params) {
     const Shape shape = p.value->shape();
     Tensor packed = values_slab_.flat_view(offset, shape);
-    std::copy_n(p.value->data(), shape.numel(), packed.data());
     packed.set_requires_grad(true);
     packed.set_grad(grads_slab_.flat_view(offset, shape));
     *p.value = packed;
@@ -58,9 +68,36 @@ void Module::pack_parameters() {
   }
 }
 
+Device Module::device() {
+  std::vector<NamedParameter> params = parameters();
+  return params.empty() ? Device::CPU : params.front().value->device();
+}
+
+void Module::to(Device target) {
+  std::vector<NamedParameter> params = parameters();
+  if (values_slab_.defined()) {
+    if (values_slab_.device() == target) return;
+    values_slab_ = values_slab_.to(target);
+    grads_slab_ = grads_slab_.to(target);
+    bind_to_slabs(params);
+    return;
+  }
+  for (NamedParameter& p : params) {
+    if (p.value->device() == target) continue;
+    *p.value = p.value->to(target);
+    p.value->set_requires_grad(true);
+  }
+}
+
 void Module::zero_grad() {
   if (grads_slab_.defined()) {
-    std::fill_n(grads_slab_.data(), grads_slab_.numel(), 0.0f);
+    if (grads_slab_.device() == Device::CPU) {
+      std::fill_n(grads_slab_.data(), grads_slab_.numel(), 0.0f);
+    } else {
+      const Tensor zeros = Tensor::zeros(grads_slab_.shape());
+      device_copy(grads_slab_.data(), grads_slab_.device(), zeros.data(), Device::CPU,
+                  zeros.numel());
+    }
     return;
   }
   for (NamedParameter& p : parameters()) p.value->set_grad(Tensor());
@@ -74,6 +111,9 @@ void Module::init_tree(std::mt19937_64& rng) {
 }
 
 void Module::reset_parameters(uint64_t seed) {
+  // The layers' initialisers write host memory.
+  DEBLUR_CHECK(device() == Device::CPU, "reset_parameters: the parameters are on ",
+               device_name(device()), "; initialise them on the cpu, then move the module");
   std::mt19937_64 rng(seed);
   init_tree(rng);
 }
@@ -104,7 +144,8 @@ void Module::load_state(const SafetensorsFile& state, const std::string& source)
   }
   for (NamedParameter& p : params) {
     const TensorRecord* record = state.find(p.name);
-    std::copy(record->values.begin(), record->values.end(), p.value->data());
+    device_copy(p.value->data(), p.value->device(), record->values.data(), Device::CPU,
+                p.value->numel());
   }
 }
 

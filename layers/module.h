@@ -42,7 +42,15 @@ class Module {
   const Tensor& parameter_grads() const { return grads_slab_; }
   void zero_grad();
 
-  // PyTorch's default initialisation for every layer, from a seeded generator.
+  // Moves every parameter's value and gradient to `device`: packed, the two slabs move whole
+  // (each stays one allocation) and every parameter is rebound to views of the moved slabs;
+  // unpacked, each parameter moves on its own and loses its gradient. Layers hold the
+  // parameters by reference, so the model then runs on `device`. Not to be called between a
+  // forward and its backward (the graph keeps the old tensors).
+  void to(Device device);
+  Device device();  // where the parameters live (CPU for a module without any)
+
+  // PyTorch's default initialisation for every layer, from a seeded generator (on the CPU).
   void reset_parameters(uint64_t seed);
 
   // Copies values from a state dict: names and shapes must match exactly (a mismatch throws
@@ -66,6 +74,8 @@ class Module {
     std::vector<int64_t> file_shape;
   };
   void collect(const std::string& prefix, std::vector<NamedParameter>& out);
+  // Rebinds every parameter to its views of the slabs (values and gradients).
+  void bind_to_slabs(std::vector<NamedParameter>& params);
   void init_tree(std::mt19937_64& rng);
 
   std::deque<OwnParameter> own_;  // deque: the references handed to layers stay valid

@@ -1,9 +1,13 @@
-// conv2d op: argument checks, dispatch, and the backward (input and parameter gradients).
+// conv2d op: argument checks, dispatch (CPU and CUDA), and the backward (input and parameter
+// gradients).
 #include "kernels/cpu/conv2d.h"
 
 #include "engine/check.h"
 #include "engine/dispatch.h"
 #include "engine/ops.h"
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+#include "kernels/cuda/conv2d.cuh"
+#endif
 
 namespace deblur {
 
@@ -19,11 +23,18 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   DEBLUR_CHECK(weight.is_contiguous(), "conv2d: weight ", ws.str(), " must be contiguous");
   DEBLUR_CHECK(!bias.defined() || (bias.numel() == ws.n && bias.is_contiguous()), "conv2d: bias ",
                bias.shape().str(), " must be ", ws.n, " contiguous values, one per output channel");
-  if (device != Device::CPU) no_kernel("conv2d", device);
+  check_backend("conv2d", device);
   const int kernel = static_cast<int>(ws.h);
   Tensor y = Tensor::empty({x.n(), ws.n, x.h(), x.w()}, device);
-  cpu::conv2d_forward<float>(cpu_view(x), weight.data(), bias.defined() ? bias.data() : nullptr,
-                             kernel, cpu_view(y));
+  const float* bias_data = bias.defined() ? bias.data() : nullptr;
+  if (device == Device::CUDA) {
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+    cuda::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y),
+                         cuda_stream());
+#endif
+  } else {
+    cpu::conv2d_forward<float>(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
+  }
   if (needs_grad({x, weight, bias})) {
     // The input is saved only when a parameter needs a gradient; the weight only when x does.
     const bool params_need_grad =
@@ -35,16 +46,34 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
              if (grads.needed(0)) {
                Tensor grad_x = Tensor::empty({grad_y.n(), saved_w.c(), grad_y.h(), grad_y.w()},
                                              grad_y.device());
-               cpu::conv2d_backward_input<float>(cpu_view(grad_y), saved_w.data(), kernel,
-                                                 cpu_view(grad_x));
+               if (grad_y.device() == Device::CUDA) {
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+                 cuda::conv2d_backward_input(cpu_view(grad_y), saved_w.data(), kernel,
+                                             cpu_view(grad_x), cuda_stream());
+#endif
+               } else {
+                 cpu::conv2d_backward_input<float>(cpu_view(grad_y), saved_w.data(), kernel,
+                                                   cpu_view(grad_x));
+               }
                grads.set(0, grad_x);
              }
              if (grads.needed(1) || grads.needed(2)) {
                Tensor grad_w = grads.needed(1) ? grads.accumulator(1) : Tensor();
                Tensor grad_b = grads.needed(2) ? grads.accumulator(2) : Tensor();
-               cpu::conv2d_backward_params<float>(cpu_view(saved_x), cpu_view(grad_y), kernel,
-                                                  grad_w.defined() ? grad_w.data() : nullptr,
-                                                  grad_b.defined() ? grad_b.data() : nullptr);
+               float* grad_w_data = grad_w.defined() ? grad_w.data() : nullptr;
+               float* grad_b_data = grad_b.defined() ? grad_b.data() : nullptr;
+               if (grad_y.device() == Device::CUDA) {
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+                 CudaWorkspace workspace(cuda::conv2d_backward_params_workspace_bytes(
+                     cpu_view(saved_x), cpu_view(grad_y), kernel));
+                 cuda::conv2d_backward_params(cpu_view(saved_x), cpu_view(grad_y), kernel,
+                                              grad_w_data, grad_b_data, workspace.data(),
+                                              cuda_stream());
+#endif
+               } else {
+                 cpu::conv2d_backward_params<float>(cpu_view(saved_x), cpu_view(grad_y), kernel,
+                                                    grad_w_data, grad_b_data);
+               }
              }
            });
   }
