@@ -60,7 +60,10 @@ Predictor::Predictor(const DeblurUNet& model, TileOptions options)
     : Predictor(
           [&model](const Tensor& x) {
             NoGradGuard no_grad;
-            return model.forward(x);
+            // Tiles go where the model's parameters are (after model.to(Device::CUDA), the GPU);
+            // run() brings each result back to the host.
+            const Device device = model.parameter_values().device();
+            return model.forward(x.device() == device ? x : x.to(device));
           },
           options) {}
 

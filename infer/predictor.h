@@ -34,7 +34,8 @@ struct RunStats {
 class Predictor {
  public:
   explicit Predictor(TileFn model, TileOptions options = {});
-  // Runs `model` under NoGradGuard; the model must outlive the predictor.
+  // Runs `model` under NoGradGuard on the device its parameters are on; the model must outlive
+  // the predictor.
   explicit Predictor(const DeblurUNet& model, TileOptions options = {});
 
   // The deblurred image (see the top of this file); `stats`, when given, receives the run's
