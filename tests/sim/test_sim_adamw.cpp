@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/adamw.h"
 #include "kernels/cuda/adamw.cuh"
+#include "tests/sim/device_testing.h"
 #include "tests/testing.h"
 
 namespace deblur {
@@ -17,8 +18,8 @@ namespace {
 
 using cuda::DeviceBuffer;
 using testing::expect_close;
-
-constexpr double kUnitRoundoff = 0x1p-24;  // float's u: a rounding's relative error
+using testing::kUnitRoundoff;
+using testing::random_floats;
 
 float cpu_clip_scale(const std::vector<float>& grads, double max_norm) {
   return static_cast<float>(common::clip_grad_scale(
@@ -29,7 +30,7 @@ TEST_CASE("cuda clip scale and AdamW match the CPU in float over several steps",
   // Odd, several blocks of the norm and the update, a ragged last block.
   const int64_t n = 5003;
   const auto size = static_cast<size_t>(n);
-  std::vector<float> params = testing::to_float(testing::random_values(size, 1));
+  std::vector<float> params = random_floats(n, 1);
   std::vector<float> m(size, 0.0f), v(size, 0.0f);
   DeviceBuffer<float> params_gpu(params), m_gpu(m), v_gpu(v), grads_gpu(size);
   DeviceBuffer<float> lr_gpu(1), scale_gpu(1), norm_gpu(1);
@@ -41,8 +42,8 @@ TEST_CASE("cuda clip scale and AdamW match the CPU in float over several steps",
   int clipped = 0;
   for (int64_t step = 1; step <= 4; ++step) {
     INFO("step " << step);
-    std::vector<float> grads = testing::to_float(
-        testing::random_values(size, 10 + step, -amplitudes[step - 1], amplitudes[step - 1]));
+    std::vector<float> grads =
+        random_floats(n, 10 + step, -amplitudes[step - 1], amplitudes[step - 1]);
     grads_gpu.upload(grads);
     const float lr = static_cast<float>(cpu::cosine_annealing_lr(2e-4, 1e-6, step - 1, 4));
     lr_gpu.upload({lr});
@@ -87,7 +88,7 @@ TEST_CASE("cuda clip scale: 1 for zero and empty gradients, reproducible bits", 
   CHECK(scale.download()[0] == 1.0f);
 
   const int64_t n = 4099;
-  const std::vector<float> grads = testing::to_float(testing::random_values(size_t(n), 3));
+  const std::vector<float> grads = random_floats(n, 3);
   DeviceBuffer<float> grads_gpu(grads);
   DeviceBuffer<unsigned char> ws(cuda::clip_grad_norm_workspace_bytes(n));
   cuda::clip_grad_norm_scale(grads_gpu.data(), n, 1.0, scale.data(), norm.data(), ws.data(),

@@ -15,6 +15,7 @@
 #include "kernels/cpu/group_norm.h"
 #include "kernels/cuda/conv2d.cuh"
 #include "kernels/cuda/group_norm.cuh"
+#include "tests/sim/device_testing.h"
 #include "tests/testing.h"
 
 namespace deblur {
@@ -22,32 +23,11 @@ namespace {
 
 using cuda::DeviceBuffer;
 using testing::expect_close;
+using testing::HostTensor;
+using testing::kUnitRoundoff;
+using testing::random_floats;
+using testing::random_host;
 using View = cpu::NchwView<float>;
-
-constexpr double kUnitRoundoff = 0x1p-24;  // float's u: a rounding's relative error
-
-// A host tensor seen through a view: the whole tensor, or (slice) channels [2, 2 + c) of one
-// with 3 more channels.
-struct Host {
-  Shape shape;
-  bool slice = false;
-  std::vector<float> values;
-
-  View view(float* base) const {
-    const int64_t plane = shape.h * shape.w, stride = (shape.c + (slice ? 3 : 0)) * plane;
-    return {base + (slice ? 2 * plane : 0), shape.n, shape.c, shape.h, shape.w, stride};
-  }
-};
-
-Host random_host(Shape shape, bool slice, uint64_t seed, double lo = -1.0, double hi = 1.0) {
-  const int64_t channels = shape.c + (slice ? 3 : 0);
-  const auto count = static_cast<size_t>(shape.n * channels * shape.h * shape.w);
-  return {shape, slice, testing::to_float(testing::random_values(count, seed, lo, hi))};
-}
-
-std::vector<float> random_floats(int64_t count, uint64_t seed, double lo = -1.0, double hi = 1.0) {
-  return testing::to_float(testing::random_values(static_cast<size_t>(count), seed, lo, hi));
-}
 
 double max_abs(const std::vector<float>& v) {
   double m = 0.0;
@@ -69,9 +49,9 @@ std::string label(const char* op, Shape s, int64_t out_c, int kernel, bool slice
 void check_conv(Shape xs, int64_t out_c, int kernel, bool slice, uint64_t seed) {
   const Shape ys{xs.n, out_c, xs.h, xs.w};
   const int64_t taps = int64_t(kernel) * kernel, weights = out_c * xs.c * taps;
-  const Host x = random_host(xs, slice, seed), gy = random_host(ys, slice, seed + 1);
-  const Host y = random_host(ys, slice, seed + 2, 5.0, 9.0);
-  const Host gx = random_host(xs, slice, seed + 3, 5.0, 9.0);
+  const HostTensor x = random_host(xs, slice, seed), gy = random_host(ys, slice, seed + 1);
+  const HostTensor y = random_host(ys, slice, seed + 2, 5.0, 9.0);
+  const HostTensor gx = random_host(xs, slice, seed + 3, 5.0, 9.0);
   const std::vector<float> w = random_floats(weights, seed + 4), b = random_floats(out_c, seed + 5);
   const std::vector<float> gw = random_floats(weights, seed + 6, -3.0, 3.0);
   const std::vector<float> gb = random_floats(out_c, seed + 7, -3.0, 3.0);
@@ -146,7 +126,7 @@ TEST_CASE("cuda conv2d matches the CPU on channel tails, several tiles and split
 
 TEST_CASE("cuda conv2d parameter gradients accumulate, deterministically", "[conv2d]") {
   const Shape xs{2, 4, 20, 35}, ys{2, 6, 20, 35};
-  const Host x = random_host(xs, false, 90), gy = random_host(ys, false, 91);
+  const HostTensor x = random_host(xs, false, 90), gy = random_host(ys, false, 91);
   DeviceBuffer<float> x_gpu(x.values), gy_gpu(gy.values), gw(std::vector<float>(6 * 4 * 9, 0.0f)),
       gb(std::vector<float>(6, 0.0f));
   const auto ws = workspace(cuda::conv2d_backward_params_workspace_bytes(
@@ -175,9 +155,9 @@ TEST_CASE("cuda conv2d parameter gradients accumulate, deterministically", "[con
 void check_group_norm(Shape s, int groups, bool relu, bool slice, uint64_t seed, double lo = -1.0,
                       double hi = 1.0) {
   const int64_t stats = s.n * groups;
-  const Host x = random_host(s, slice, seed, lo, hi), gy = random_host(s, slice, seed + 1);
-  const Host y = random_host(s, slice, seed + 2, 5.0, 9.0);
-  const Host gx = random_host(s, slice, seed + 3, 5.0, 9.0);
+  const HostTensor x = random_host(s, slice, seed, lo, hi), gy = random_host(s, slice, seed + 1);
+  const HostTensor y = random_host(s, slice, seed + 2, 5.0, 9.0);
+  const HostTensor gx = random_host(s, slice, seed + 3, 5.0, 9.0);
   const std::vector<float> gamma = random_floats(s.c, seed + 4, 0.5, 1.5);
   const std::vector<float> beta = random_floats(s.c, seed + 5, -0.5, 0.5);
   const std::vector<float> gg = random_floats(s.c, seed + 6, -3.0, 3.0);
@@ -258,7 +238,7 @@ TEST_CASE("cuda group_norm splits its statistics and gradient sums over several 
 TEST_CASE("cuda group_norm parameter gradients accumulate, deterministically", "[group_norm]") {
   const Shape s{2, 8, 5, 7};
   const int groups = 4;
-  const Host x = random_host(s, false, 300), gy = random_host(s, false, 301);
+  const HostTensor x = random_host(s, false, 300), gy = random_host(s, false, 301);
   const std::vector<float> gamma = random_floats(s.c, 302, 0.5, 1.5);
   const std::vector<float> beta = random_floats(s.c, 303, -0.5, 0.5);
   DeviceBuffer<float> x_gpu(x.values), gy_gpu(gy.values), y(x.values.size()), gx(x.values.size()),

@@ -6,8 +6,6 @@
 // holds for the GPU too (which contracts a * b + c into one FMA, a rounding fewer).
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
@@ -17,6 +15,7 @@
 #include "kernels/cpu/resample.h"
 #include "kernels/cuda/pointwise.cuh"
 #include "kernels/cuda/resample.cuh"
+#include "tests/sim/device_testing.h"
 #include "tests/testing.h"
 
 namespace deblur {
@@ -24,61 +23,25 @@ namespace {
 
 using cuda::DeviceBuffer;
 using testing::expect_close;
+using testing::expect_identical;
+using testing::HostTensor;
+using testing::kUnitRoundoff;
+using testing::label;
+using testing::random_host;
 using View = cpu::NchwView<float>;
 
-constexpr double kUnitRoundoff = 0x1p-24;  // float's u: a rounding's relative error
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// A host buffer holding a view: the whole tensor when contiguous, else a tensor with 3 more
-// channels whose channels [2, 2 + c) the view is.
-struct Buffer {
-  Shape shape;
-  bool slice = false;
-  std::vector<float> values;
-
-  int64_t total_channels() const { return slice ? shape.c + 3 : shape.c; }
-  View view(float* base) const {
-    const int64_t plane = shape.h * shape.w;
-    return {base + (slice ? 2 * plane : 0), shape.n, shape.c, shape.h, shape.w,
-            total_channels() * plane};
-  }
-};
-
-Buffer random_buffer(Shape shape, bool slice, uint64_t seed, double lo = -1.0, double hi = 1.0) {
-  Buffer b{shape, slice, {}};
-  const auto count = static_cast<size_t>(shape.n * b.total_channels() * shape.h * shape.w);
-  b.values = testing::to_float(testing::random_values(count, seed, lo, hi));
-  return b;
-}
-
-// Bitwise equality (NaN payloads included); prints the first differences.
-bool expect_identical(const std::vector<float>& actual, const std::vector<float>& ref,
-                      const std::string& what) {
-  if (actual.size() != ref.size()) return false;
-  size_t bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (std::memcmp(&actual[i], &ref[i], sizeof(float)) == 0) continue;
-    if (bad++ < 5)
-      std::fprintf(stderr, "%s: [%zu] got %.9g, want %.9g\n", what.c_str(), i, actual[i], ref[i]);
-  }
-  if (bad) std::fprintf(stderr, "%s: %zu of %zu differ\n", what.c_str(), bad, ref.size());
-  return bad == 0;
-}
 
 // Unit, odd, batch > 1, single rows and columns, and a larger plane (many blocks per plane).
 const std::vector<Shape> kShapes = {{1, 1, 1, 1},  {2, 3, 5, 7},   {3, 2, 9, 1},   {1, 4, 33, 17},
                                     {2, 1, 1, 65}, {2, 5, 16, 16}, {1, 2, 31, 64}, {1, 3, 90, 77}};
 
-std::string label(const char* op, Shape s, bool slice) {
-  return std::string(op) + " " + s.str() + (slice ? " (channel slice)" : "");
-}
-
 // The first values of every sample: zeros of both signs, NaN, infinities.
-void put_specials(Buffer& b) {
+void put_specials(HostTensor& b) {
   const float specials[] = {0.0f, -0.0f, kNaN, -kInf, kInf};
   const int64_t plane = b.shape.h * b.shape.w, stride = b.total_channels() * plane;
-  const int64_t first = b.slice ? 2 * plane : 0, size = b.shape.c * plane;
+  const int64_t first = b.first * plane, size = b.shape.c * plane;
   for (int64_t i = 0; i < b.shape.n; ++i)
     for (int64_t k = 0; k < 5 && k < size; ++k) b.values[i * stride + first + k] = specials[k];
 }
@@ -88,12 +51,12 @@ using Op = std::function<void(View a, View b, View y)>;
 // Runs op on (a, b) -> y both ways, with a and b random (then `prepare`d) and y garbage, and
 // compares the whole of y's buffer: bitwise when atol is 0.
 void check_elementwise(const char* name, const Op& cpu_op, const Op& gpu_op, double atol,
-                       const std::function<void(Buffer&)>& prepare = {}) {
+                       const std::function<void(HostTensor&)>& prepare = {}) {
   uint64_t seed = 100;
   for (const Shape& s : kShapes)
     for (bool slice : {false, true}) {
-      Buffer a = random_buffer(s, slice, ++seed), b = random_buffer(s, slice, ++seed);
-      const Buffer y = random_buffer(s, slice, ++seed, 5.0, 9.0);
+      HostTensor a = random_host(s, slice, ++seed), b = random_host(s, slice, ++seed);
+      const HostTensor y = random_host(s, slice, ++seed, 5.0, 9.0);
       if (prepare) prepare(a);
       std::vector<float> a_cpu = a.values, b_cpu = b.values, y_cpu = y.values;
       cpu_op(a.view(a_cpu.data()), b.view(b_cpu.data()), y.view(y_cpu.data()));
@@ -144,7 +107,7 @@ TEST_CASE("cuda scale matches the CPU within the rounding an FMA skips") {
 TEST_CASE("cuda clamp forward and backward match the CPU bitwise, at the bounds too") {
   const float lo = -0.5f, hi = 0.25f;
   // Every 7th value sits exactly on a bound, where the gradient must pass; plus the specials.
-  const auto prepare = [&](Buffer& b) {
+  const auto prepare = [&](HostTensor& b) {
     for (size_t k = 0; k < b.values.size(); k += 7) b.values[k] = k % 2 ? lo : hi;
     put_specials(b);
   };
@@ -158,7 +121,7 @@ TEST_CASE("cuda clamp forward and backward match the CPU bitwise, at the bounds 
       prepare);
 }
 
-float cuda_sum(const Buffer& x) {
+float cuda_sum(const HostTensor& x) {
   DeviceBuffer<float> x_gpu(x.values), out(1);
   cuda::sum(x.view(x_gpu.data()), out.data(), nullptr);
   return out.download()[0];
@@ -171,7 +134,7 @@ TEST_CASE("cuda sum is exact where float sums are, and within its rounding bound
       INFO(label("sum", s, slice));
       // Multiples of 1/64 in [-1, 1]: every partial sum of fewer than 2^18 of them is a float,
       // so any order gives the exact sum. A dropped or doubled element cannot hide here.
-      Buffer exact = random_buffer(s, slice, ++seed);
+      HostTensor exact = random_host(s, slice, ++seed);
       for (float& v : exact.values) v = std::round(v * 64.0f) / 64.0f;
       std::vector<float> host = exact.values;
       CHECK(cuda_sum(exact) == static_cast<float>(cpu::sum<float>(exact.view(host.data()))));
@@ -179,7 +142,7 @@ TEST_CASE("cuda sum is exact where float sums are, and within its rounding bound
       // Random floats: a sum whose longest chain of additions is k terms errs by at most
       // k u sum|x|. Here k <= (values per thread, at most size / 256) + 10 (5 warp shuffles,
       // 5 over the block's warps) + (blocks adding atomically, at most n * size / 1024 + n).
-      const Buffer x = random_buffer(s, slice, ++seed);
+      const HostTensor x = random_host(s, slice, ++seed);
       host = x.values;
       const View v = x.view(host.data());
       const double ref = cpu::sum<float>(v);
@@ -197,8 +160,8 @@ TEST_CASE("cuda sum is exact where float sums are, and within its rounding bound
 }
 
 // Pooling inputs: few distinct values (ties everywhere), some NaN and -inf.
-Buffer pool_input(Shape s, bool slice, uint64_t seed) {
-  Buffer b = random_buffer(s, slice, seed, -2.0, 2.0);
+HostTensor pool_input(Shape s, bool slice, uint64_t seed) {
+  HostTensor b = random_host(s, slice, seed, -2.0, 2.0);
   for (size_t k = 0; k < b.values.size(); ++k) {
     b.values[k] = std::round(b.values[k]);
     if (k % 13 == 5) b.values[k] = kNaN;
@@ -215,10 +178,10 @@ TEST_CASE("cuda max_pool2d 2x2 forward and backward match the CPU bitwise (ties,
   for (const Shape& s : kPoolShapes)
     for (bool slice : {false, true}) {
       const Shape pooled{s.n, s.c, s.h / 2, s.w / 2};
-      const Buffer x = pool_input(s, slice, ++seed);
-      const Buffer y = random_buffer(pooled, slice, ++seed, 5.0, 9.0);
-      const Buffer gy = random_buffer(pooled, slice, ++seed);
-      const Buffer gx = random_buffer(s, slice, ++seed, 5.0, 9.0);
+      const HostTensor x = pool_input(s, slice, ++seed);
+      const HostTensor y = random_host(pooled, slice, ++seed, 5.0, 9.0);
+      const HostTensor gy = random_host(pooled, slice, ++seed);
+      const HostTensor gx = random_host(s, slice, ++seed, 5.0, 9.0);
       std::vector<float> x_cpu = x.values, y_cpu = y.values, gy_cpu = gy.values, gx_cpu = gx.values;
       cpu::max_pool2d_2x2_forward<float>(x.view(x_cpu.data()), y.view(y_cpu.data()));
       cpu::max_pool2d_2x2_backward<float>(x.view(x_cpu.data()), gy.view(gy_cpu.data()),
@@ -241,10 +204,10 @@ TEST_CASE("cuda bilinear x2 upsample forward and backward match the CPU") {
   for (const Shape& s : kUpsampleShapes)
     for (bool slice : {false, true}) {
       const Shape up{s.n, s.c, 2 * s.h, 2 * s.w};
-      const Buffer x = random_buffer(s, slice, ++seed);
-      const Buffer y = random_buffer(up, slice, ++seed, 5.0, 9.0);
-      const Buffer gy = random_buffer(up, slice, ++seed);
-      const Buffer gx = random_buffer(s, slice, ++seed, 5.0, 9.0);
+      const HostTensor x = random_host(s, slice, ++seed);
+      const HostTensor y = random_host(up, slice, ++seed, 5.0, 9.0);
+      const HostTensor gy = random_host(up, slice, ++seed);
+      const HostTensor gx = random_host(s, slice, ++seed, 5.0, 9.0);
       std::vector<float> x_cpu = x.values, y_cpu = y.values, gy_cpu = gy.values, gx_cpu = gx.values;
       cpu::upsample_bilinear2x_forward<float>(x.view(x_cpu.data()), y.view(y_cpu.data()));
       cpu::upsample_bilinear2x_backward<float>(gy.view(gy_cpu.data()), gx.view(gx_cpu.data()));

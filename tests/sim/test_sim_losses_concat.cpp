@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -16,62 +15,34 @@
 #include "kernels/cpu/losses.h"
 #include "kernels/cuda/concat.cuh"
 #include "kernels/cuda/losses.cuh"
+#include "tests/sim/device_testing.h"
 #include "tests/testing.h"
 
 namespace deblur {
 namespace {
 
 using cuda::DeviceBuffer;
+using testing::close_or_both_nan;
 using testing::expect_close;
+using testing::HostTensor;
+using testing::identical;
+using testing::kUnitRoundoff;
+using testing::label;
 using View = cpu::NchwView<float>;
 using ConstView = cpu::NchwView<const float>;
 
-constexpr double kUnitRoundoff = 0x1p-24;  // float's u: a rounding's relative error
-constexpr float kEps = 1e-3f;              // the seed's Charbonnier eps
+constexpr float kEps = 1e-3f;  // the seed's Charbonnier eps
 
-// Host values holding a view: the whole tensor, or (slice) channels [1, 1 + c) of a tensor
-// with `extra` more channels.
-struct HostTensor {
-  Shape shape;
-  int64_t extra = 0;
-  std::vector<float> values;
-
-  View view(float* base) const {
-    const int64_t plane = shape.h * shape.w;
-    return {base + (extra ? plane : 0), shape.n, shape.c, shape.h, shape.w,
-            (shape.c + extra) * plane};
-  }
-};
-
+// Values for a view of the whole tensor, or (extra > 0) of channels [1, 1 + c) of a tensor with
+// `extra` more channels.
 HostTensor random_tensor(Shape shape, int64_t extra, uint64_t seed, double lo = -1.0,
                          double hi = 1.0) {
-  const auto count = static_cast<size_t>(shape.n * (shape.c + extra) * shape.h * shape.w);
-  return {shape, extra, testing::to_float(testing::random_values(count, seed, lo, hi))};
-}
-
-bool identical(const std::vector<float>& actual, const std::vector<float>& ref) {
-  return actual.size() == ref.size() &&
-         std::memcmp(actual.data(), ref.data(), ref.size() * sizeof(float)) == 0;
-}
-
-// NaN where ref is NaN (then set to 0 on both sides) and within rtol elsewhere.
-bool close_or_both_nan(std::vector<float> actual, std::vector<float> ref, double rtol,
-                       const std::string& what) {
-  for (size_t i = 0; i < ref.size(); ++i)
-    if (std::isnan(ref[i])) {
-      if (!std::isnan(actual[i])) return false;
-      actual[i] = ref[i] = 0.0f;
-    }
-  return expect_close(actual, ref, 0.0, rtol, what);
+  return testing::random_host_channels(shape, extra ? 1 : 0, extra, seed, lo, hi);
 }
 
 // Unit, odd, batch > 1, single rows and columns, and planes of many blocks (1024 values each).
 const std::vector<Shape> kShapes = {{1, 1, 1, 1},  {2, 3, 5, 7},   {3, 2, 9, 1},    {1, 4, 33, 17},
                                     {2, 1, 1, 65}, {1, 3, 90, 77}, {2, 3, 129, 131}};
-
-std::string label(const char* op, Shape s, bool slice) {
-  return std::string(op) + " " + s.str() + (slice ? " (channel slice)" : "");
-}
 
 enum class Loss { charbonnier, l1 };
 
@@ -145,7 +116,7 @@ TEST_CASE("cuda charbonnier and l1 sums are exact where float sums are", "[losse
   const Shape s{2, 3, 129, 131};
   HostTensor p = random_tensor(s, 2, 7);
   for (float& v : p.values) v = std::round(v * 64.0f) / 64.0f;
-  HostTensor t{s, 2, std::vector<float>(p.values.size(), 0.0f)};
+  HostTensor t{s, 1, 2, std::vector<float>(p.values.size(), 0.0f)};
   const double ref = cpu::l1_sum<float>(p.view(p.values.data()), t.view(t.values.data()));
   DeviceBuffer<float> p_gpu(p.values), t_gpu(t.values);
   CHECK(cuda_sum(Loss::l1, p.view(p_gpu.data()), t.view(t_gpu.data())) == float(ref));
