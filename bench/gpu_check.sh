@@ -2,7 +2,8 @@
 # The GPU check: on a machine with an NVIDIA GPU (CUDA toolkit, CMake, g++; PyTorch optional; no
 # package manager needed) it builds deblur for that card, runs the whole test suite, runs
 # compute-sanitizer (memcheck, racecheck) on the CUDA kernel tests, times the reference PyTorch
-# module, and writes everything to one results file.
+# module and ours (bench/model_timing.cpp) on the same cases, and writes everything to one
+# results file.
 #
 #   bash bench/stage_gpu_deps.sh         # on the build machine: headers into .carry/
 #   bash bench/gpu_check.sh [RESULTS]    # on the GPU machine (default build-gpu/gpu-check.md)
@@ -49,28 +50,57 @@ arch=${arch:-90}
 step "configure (sm_$arch)" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDEBLUR_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_PREFIX_PATH="$PWD/.carry/prefix"
 step "build" cmake --build build-gpu -j"$(nproc)"
-step "ctest (whole suite)" ctest --test-dir build-gpu --output-on-failure -j"$(nproc)"
-
-# The CUDA kernels on the real device against their CPU twins, under the sanitizers.
+# The CUDA kernels on the real device against their CPU twins, then under the sanitizers (each
+# capped at GPU_CHECK_SANITIZER_S seconds, default 180: racecheck is slow on shared memory).
+sanitizer_s="${GPU_CHECK_SANITIZER_S:-180}"
 if [ -x build-gpu/bin/deblur_gpu_tests ]; then
   step "CUDA kernels vs CPU on the device" build-gpu/bin/deblur_gpu_tests
   if command -v compute-sanitizer > /dev/null; then
-    step "compute-sanitizer memcheck" compute-sanitizer --tool memcheck --error-exitcode 1 \
-      build-gpu/bin/deblur_gpu_tests
-    step "compute-sanitizer racecheck" compute-sanitizer --tool racecheck --error-exitcode 1 \
-      build-gpu/bin/deblur_gpu_tests
+    step "compute-sanitizer memcheck" timeout "$sanitizer_s" compute-sanitizer --tool memcheck \
+      --error-exitcode 1 build-gpu/bin/deblur_gpu_tests
   fi
 else
   section "CUDA kernels on the device"
   echo "build-gpu/bin/deblur_gpu_tests was not built: no device kernel tests in this version." \
     >> "$results"
 fi
+step "ctest (whole suite)" ctest --test-dir build-gpu --output-on-failure -j"$(nproc)"
 
 # The peer: the reference PyTorch module on this card (inference 2048x2048, a training step at
 # batch 24 x 256x256; fp32, TF32, bf16).
 if python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
   step "PyTorch reference timings" python3 bench/torch_reference.py \
     --reference .carry/reference/deblur_unet.py
+fi
+
+# The whole pipeline at a real size: `deblur infer` on the GPU against the CPU, same model
+# (an untrained one, from `deblur demo --save`), same image (the sample, scaled to 1536x1152),
+# 512-pixel tiles; the two 8-bit outputs may differ by at most one level.
+infer_parity() {
+  local dir=build-gpu/parity
+  mkdir -p "$dir"
+  python3 -c "from PIL import Image; Image.open('samples/blurry.png').resize((1536, 1152),
+Image.BICUBIC).save('$dir/input.png')" || return 1
+  build-gpu/bin/deblur demo --size 256 --save "$dir/model.safetensors" > /dev/null || return 1
+  for device in cpu cuda; do
+    build-gpu/bin/deblur infer --model "$dir/model.safetensors" --input "$dir/input.png" \
+      --output "$dir/$device.png" --device "$device" --tile 512 || return 1
+  done
+  build-gpu/bin/deblur metrics --pred "$dir/cuda.png" --target "$dir/cpu.png" || return 1
+  python3 -c "import numpy as np; from PIL import Image
+a, b = (np.asarray(Image.open('$dir/' + d + '.png'), dtype=int) for d in ('cuda', 'cpu'))
+worst = np.abs(a - b).max(); print('largest difference:', worst, 'levels')
+raise SystemExit(0 if worst <= 1 else 1)"
+}
+step "deblur infer cuda vs cpu (1536x1152, tiles of 512)" infer_parity
+
+# Ours on the same cases, in the same run.
+step "deblur_model_timing (ours, cuda)" timeout 300 build-gpu/bin/deblur_model_timing \
+  --device cuda --repeats 5
+
+if [ -x build-gpu/bin/deblur_gpu_tests ] && command -v compute-sanitizer > /dev/null; then
+  step "compute-sanitizer racecheck" timeout "$sanitizer_s" compute-sanitizer --tool racecheck \
+    --error-exitcode 1 build-gpu/bin/deblur_gpu_tests
 fi
 
 section "summary"

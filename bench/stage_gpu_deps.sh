@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what a GPU machine without a package manager needs to build deblur, from this (Debian)
 # build machine into .carry/ (ignored by git; name it in the device tool's `carry`):
-#   .carry/prefix/   Catch2 2, stb and nlohmann/json headers with their CMake package files
+#   .carry/prefix/   Catch2 2 (headers, static main), stb and nlohmann/json headers with their CMake package files
 #                    (relocatable: pass -DCMAKE_PREFIX_PATH=$PWD/.carry/prefix)
 #   .carry/reference/deblur_unet.py   the reference module, for bench/torch_reference.py
 set -euo pipefail
@@ -12,6 +12,7 @@ rm -rf .carry
 mkdir -p "$prefix/include" "$prefix/lib/cmake" "$prefix/share/cmake" .carry/reference
 cp -r /usr/include/catch2 /usr/include/stb /usr/include/nlohmann "$prefix/include/"
 cp -r /usr/lib/cmake/Catch2 "$prefix/lib/cmake/"
+cp /usr/lib/libCatch2WithMain.a "$prefix/lib/"  # the static main its CMake package names
 cp -r /usr/share/cmake/nlohmann_json "$prefix/share/cmake/"
 reference=../shared/reference/deblur_unet.py
 [ -f "$reference" ] && cp "$reference" .carry/reference/

@@ -45,7 +45,8 @@ std::string label(const char* op, Shape s, bool slice);
 
 // Bitwise equality (NaN payloads included).
 bool identical(const std::vector<float>& actual, const std::vector<float>& ref);
-// The same, printing (to stderr) the first differences and how many differ.
+// Bitwise equality, except that any NaN matches any NaN (the GPU returns its canonical NaN
+// where the CPU keeps the payload); prints (to stderr) the first differences and how many.
 bool expect_identical(const std::vector<float>& actual, const std::vector<float>& ref,
                       const std::string& what);
 

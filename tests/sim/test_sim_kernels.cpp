@@ -2,7 +2,7 @@
 // shapes (batch > 1, odd and unit H and W), each both on contiguous tensors and on channel slices
 // of larger ones (batch_stride > C*H*W), where the channels outside the slice must stay as they
 // were. Outputs start as garbage on both sides, so an element a kernel forgets to assign shows.
-// Exact comparisons are bitwise (NaN included); each tolerance says where it comes from, and
+// Exact comparisons are bitwise (any NaN matches any NaN); each tolerance says where it comes from, and
 // holds for the GPU too (which contracts a * b + c into one FMA, a rounding fewer).
 #include <catch2/catch.hpp>
 #include <cmath>

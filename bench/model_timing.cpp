@@ -1,0 +1,203 @@
+// deblur_model_timing: times the whole DeblurUNet on our engine, the cases bench/torch_reference.py
+// times on PyTorch, so the two tables line up: inference on one image (whole, no tiling, no
+// autograd) and one training step's forward, Charbonnier loss and backward at a batch of
+// crops. The optimizer is left out: AdamW over 8.6M parameters is ~0.1 GB of traffic, under 1%
+// of a step.
+//
+//   deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]
+//                       [--train 24x256] [--threads N]
+//
+// Each case runs once to warm up (allocator cache, first-launch costs), then --repeats times;
+// the median is reported. On CUDA the device is synchronised before and after each repeat, so a
+// time covers every queued kernel. FLOPs are the convolutions' MACs x 2 (DeblurUNet::
+// forward_macs); a training step counts 3x the forward, as the PyTorch script does.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/check.h"
+#include "engine/ops.h"
+#include "kernels/cpu/parallel.h"
+#include "layers/deblur_unet.h"
+
+#ifdef DEBLUR_WITH_CUDA
+#include "engine/cuda_allocator.h"
+#endif
+
+namespace deblur {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]\n"
+    "                           [--train 24x256] [--threads N]\n";
+
+struct Options {
+  Device device = Device::CPU;
+  int repeats = 10;
+  std::vector<int64_t> inference_sizes = {512, 2048};
+  int64_t train_batch = 24, train_size = 256;
+};
+
+std::vector<int64_t> parse_sizes(const std::string& text) {
+  std::vector<int64_t> sizes;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    const int64_t size = std::atoll(item.c_str());
+    DEBLUR_CHECK(size >= 16 && size % 16 == 0, "--inference: sizes are multiples of 16, got '",
+                 item, "'");
+    sizes.push_back(size);
+  }
+  return sizes;
+}
+
+Options parse(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", kUsage);
+      std::exit(0);
+    }
+    DEBLUR_CHECK(i + 1 < argc, arg, " needs a value\n", kUsage);
+    const std::string value = argv[++i];
+    if (arg == "--device") {
+      DEBLUR_CHECK(value == "cpu" || value == "cuda", "--device must be cpu or cuda");
+      options.device = value == "cuda" ? Device::CUDA : Device::CPU;
+    } else if (arg == "--repeats") {
+      options.repeats = std::max(1, std::atoi(value.c_str()));
+    } else if (arg == "--inference") {
+      options.inference_sizes = value == "none" ? std::vector<int64_t>{} : parse_sizes(value);
+    } else if (arg == "--train") {
+      if (value == "none") {
+        options.train_batch = 0;
+      } else {
+        const size_t x = value.find('x');
+        DEBLUR_CHECK(x != std::string::npos, "--train takes BATCHxSIZE, got '", value, "'");
+        options.train_batch = std::atoll(value.substr(0, x).c_str());
+        options.train_size = std::atoll(value.substr(x + 1).c_str());
+        DEBLUR_CHECK(options.train_batch > 0 && options.train_size % 16 == 0,
+                     "--train: a positive batch and a size that is a multiple of 16");
+      }
+    } else if (arg == "--threads") {
+      cpu::set_num_threads(std::atoi(value.c_str()));
+    } else {
+      throw Error(detail::concat("unknown option ", arg, "\n", kUsage));
+    }
+  }
+  return options;
+}
+
+void synchronize(Device device) {
+#ifdef DEBLUR_WITH_CUDA
+  if (device == Device::CUDA) DEBLUR_CUDA_CHECK(cudaDeviceSynchronize());
+#else
+  (void)device;
+#endif
+}
+
+Tensor random_image(Shape shape, uint64_t seed, Device device) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(shape.numel()));
+  for (float& v : values) v = uniform(rng);
+  return Tensor::from_vector(shape, values).to(device);
+}
+
+// Median seconds of `repeats` runs of `body`, after one warm-up run.
+template <class Body>
+double median_seconds(Device device, int repeats, Body body) {
+  body();
+  synchronize(device);
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; ++r) {
+    synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    synchronize(device);
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+void reset_peak(Device device) {
+#ifdef DEBLUR_WITH_CUDA
+  if (device == Device::CUDA) cuda_reset_peak_memory();
+#else
+  (void)device;
+#endif
+}
+
+// Peak device memory in use since reset_peak, in MiB (CUDA only; -1 on the CPU).
+double peak_mib(Device device) {
+#ifdef DEBLUR_WITH_CUDA
+  if (device == Device::CUDA) return cuda_memory_stats().peak_in_use_bytes / 1048576.0;
+#else
+  (void)device;
+#endif
+  return -1.0;
+}
+
+void report(const std::string& name, double seconds, double flops, double mib) {
+  std::printf("%-30s %9.4f %9.2f", name.c_str(), seconds, flops / seconds / 1e12);
+  if (mib >= 0) std::printf(" %9.0f", mib);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+  const Options options = parse(argc, argv);
+  DeblurUNet model(32, /*seed=*/0);
+  model.to(options.device);
+  std::printf("# DeblurUNet on %s, median of %d\n",
+              options.device == Device::CUDA ? "cuda" : "cpu", options.repeats);
+  std::printf("%-30s %9s %9s %9s\n", "case", "seconds", "TFLOP/s", "peak MiB");
+
+  for (int64_t size : options.inference_sizes) {
+    const Tensor x = random_image({1, 3, size, size}, 1, options.device);
+    reset_peak(options.device);
+    const double seconds = median_seconds(options.device, options.repeats, [&] {
+      NoGradGuard no_grad;
+      model.forward(x);
+    });
+    std::ostringstream name;
+    name << "inference " << size << "x" << size;
+    report(name.str(), seconds, 2.0 * model.forward_macs(size, size), peak_mib(options.device));
+  }
+
+  if (options.train_batch > 0) {
+    const int64_t b = options.train_batch, s = options.train_size;
+    const Tensor x = random_image({b, 3, s, s}, 2, options.device);
+    const Tensor target = random_image({b, 3, s, s}, 3, options.device);
+    reset_peak(options.device);
+    const double seconds = median_seconds(options.device, options.repeats, [&] {
+      model.zero_grad();
+      charbonnier(model.forward(x), target).backward();
+    });
+    std::ostringstream name;
+    name << "train step " << b << "x" << s << "x" << s;
+    report(name.str(), seconds, 3.0 * 2.0 * b * model.forward_macs(s, s),
+           peak_mib(options.device));
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace deblur
+
+int main(int argc, char** argv) {
+  try {
+    return deblur::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "deblur_model_timing: %s\n", e.what());
+    return 1;
+  }
+}
