@@ -82,7 +82,22 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     common::adamw_update(params[k], m[k], v[k], grads[k] * g_scale, s);
 }
 
+// One thread writes the step's schedule: values travel as kernel arguments, so setting them is
+// queued on the stream like any launch and the host never waits.
+__global__ void set_schedule_kernel(float* lr, int64_t* step, float lr_value, int64_t step_value) {
+  if (threadIdx.x == 0 && blockIdx.x == 0) {
+    *lr = lr_value;
+    *step = step_value;
+  }
+}
+
 }  // namespace
+
+void adamw_set_schedule(float* lr, int64_t* step, float lr_value, int64_t step_value,
+                        cudaStream_t stream) {
+  launch("adamw_set_schedule", set_schedule_kernel, dim3(1), dim3(1), 0, stream, lr, step,
+         lr_value, step_value);
+}
 
 size_t clip_grad_norm_workspace_bytes(int64_t n) {
   return blocks_for(n, kMaxBlocks) * sizeof(double);

@@ -27,6 +27,10 @@ using common::AdamWHyper;
 
 size_t clip_grad_norm_workspace_bytes(int64_t n);
 
+// *lr = lr_value, *step = step_value on the device, queued on `stream` (no host wait).
+void adamw_set_schedule(float* lr, int64_t* step, float lr_value, int64_t step_value,
+                        cudaStream_t stream);
+
 // *clip_scale = float(common::clip_grad_scale(||grads[0, n)||^2, max_norm)); *grad_norm = the
 // norm as a float, for logging (grad_norm may be null). workspace holds
 // clip_grad_norm_workspace_bytes(n) bytes, 16-byte aligned.
