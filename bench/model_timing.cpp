@@ -5,7 +5,10 @@
 // of a step.
 //
 //   deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]
-//                       [--train 24x256] [--threads N]
+//                       [--train 24x256] [--threads N] [--conv-backend native|cudnn]
+//
+// --conv-backend cudnn runs the convolutions on cuDNN (3x3) and cuBLAS (1x1) in float32 (no
+// TF32): the library baseline for our kernels, in a build with cuDNN (engine/cudnn_conv.h).
 //
 // Each case runs once to warm up (allocator cache, first-launch costs), then --repeats times;
 // the median is reported. On CUDA the device is synchronised before and after each repeat, so a
@@ -22,6 +25,8 @@
 
 #include "engine/autograd.h"
 #include "engine/check.h"
+#include "engine/conv_backend.h"
+#include "engine/cudnn_conv.h"
 #include "engine/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "layers/deblur_unet.h"
@@ -35,13 +40,14 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]\n"
-    "                           [--train 24x256] [--threads N]\n";
+    "                           [--train 24x256] [--threads N] [--conv-backend native|cudnn]\n";
 
 struct Options {
   Device device = Device::CPU;
   int repeats = 10;
   std::vector<int64_t> inference_sizes = {512, 2048};
   int64_t train_batch = 24, train_size = 256;
+  ConvBackend conv_backend = ConvBackend::Native;
 };
 
 std::vector<int64_t> parse_sizes(const std::string& text) {
@@ -87,6 +93,9 @@ Options parse(int argc, char** argv) {
       }
     } else if (arg == "--threads") {
       cpu::set_num_threads(std::atoi(value.c_str()));
+    } else if (arg == "--conv-backend" || arg == "--conv_backend") {
+      options.conv_backend = parse_conv_backend(value);
+      if (options.conv_backend == ConvBackend::Cudnn) cudnn::require("--conv-backend cudnn");
     } else {
       throw Error(detail::concat("unknown option ", arg, "\n", kUsage));
     }
@@ -155,10 +164,14 @@ void report(const std::string& name, double seconds, double flops, double mib) {
 
 int run(int argc, char** argv) {
   const Options options = parse(argc, argv);
+  DEBLUR_CHECK(options.conv_backend == ConvBackend::Native || options.device == Device::CUDA,
+               "--conv-backend cudnn applies to --device cuda only");
+  set_conv_backend(options.conv_backend);
   DeblurUNet model(32, /*seed=*/0);
   model.to(options.device);
-  std::printf("# DeblurUNet on %s, median of %d\n",
-              options.device == Device::CUDA ? "cuda" : "cpu", options.repeats);
+  std::printf("# DeblurUNet on %s, conv backend %s, median of %d\n",
+              options.device == Device::CUDA ? "cuda" : "cpu",
+              conv_backend_name(options.conv_backend), options.repeats);
   std::printf("%-30s %9s %9s %9s\n", "case", "seconds", "TFLOP/s", "peak MiB");
 
   for (int64_t size : options.inference_sizes) {

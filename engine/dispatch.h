@@ -2,7 +2,7 @@
 // between engine ops and kernels/cpu, and kernels/cuda in the builds that have CUDA kernels (the
 // CUDA backend, and the simulator build of the engine). An op with a CUDA kernel calls
 // check_backend, then runs its CUDA branch, written under `#if defined(DEBLUR_HAS_CUDA_KERNELS)`
-// so a CPU-only build compiles it away, for Device::CUDA tensors; ops without one call no_kernel.
+// so a CPU-only build compiles it away, for Device::CUDA tensors (every op has one today).
 #pragma once
 
 #include <initializer_list>

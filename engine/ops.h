@@ -35,6 +35,25 @@ Tensor upsample_bilinear2x(const Tensor& x);  // scale 2, align_corners=False
 // --- engine/ops/concat.cpp
 Tensor concat(const Tensor& a, const Tensor& b);  // on channels: [a, b]
 
+// --- engine/ops/concat.cpp (in place)
+// cat([a, b]) on channels with no copy of what is already in place: `buffer` is a fresh
+// [N, Ca + Cb, H, W] tensor (no autograd history) whose channels [0, Ca) and [Ca, Ca + Cb) the
+// producers of a and b wrote through out= views (upsample_conv2d's `out`); an input that is not
+// that slice already is copied into it. Returns a handle to `buffer` holding the result; the
+// backward hands a and b zero-copy channel_slice views of the gradient, as concat() does.
+Tensor concat_into(const Tensor& buffer, const Tensor& a, const Tensor& b);
+
+// --- engine/ops/upsample_conv.cpp
+// conv2d(upsample_bilinear2x(x_low), weight, bias) for a 3x3 weight [O, I, 3, 3], as one op:
+// y is [N, O, 2h, 2w]. On CUDA (native conv backend) the convolution's input loads interpolate
+// x_low on the fly, so the upsampled [N, I, 2h, 2w] tensor is neither stored nor saved for the
+// backward (which recomputes it the same way); see the file's comment for the input gradient.
+Tensor upsample_conv2d(const Tensor& x_low, const Tensor& weight, const Tensor& bias);
+// The same, written into `out` ([N, O, 2h, 2w], on x_low's device, no autograd history; e.g. a
+// channel slice of a concat_into buffer). Returns a handle to out's memory carrying the op.
+Tensor upsample_conv2d(const Tensor& x_low, const Tensor& weight, const Tensor& bias,
+                       const Tensor& out);
+
 // --- engine/ops/losses.cpp (each returns a [1, 1, 1, 1] mean over all elements)
 Tensor charbonnier(const Tensor& pred, const Tensor& target, float eps = 1e-3f);
 Tensor l1_loss(const Tensor& pred, const Tensor& target);

@@ -6,6 +6,11 @@
 // always 8-bit, with the input's width, height and channel count. Gray inputs (1 or 2 channels)
 // run as RGB with the gray value in every channel and are written back as the mean of the three
 // clamped output channels. Alpha is copied through unchanged (16-bit alpha as round(q / 257)).
+//
+// Where the stitch runs follows the tiles: outputs that come back on the CPU go through the CPU
+// Stitcher; outputs left on a CUDA device (a model moved there) stay there and are stitched by
+// kernels/cuda/stitch.cuh, band by band in device accumulators, with one copy of finished 8-bit
+// rows to the host per band. Same feather, sums and division on both, so the same pixels.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +24,8 @@
 namespace deblur {
 
 // The model seen by the predictor: [N, 3, h, w] in [-1, 1] to [N, 3, h, w], h and w multiples of
-// 16. The predictor calls it with N = 1, one tile at a time, band by band, left to right.
+// 16. The predictor calls it with N = 1, one tile at a time, band by band, left to right; the
+// result may be on the CPU or on a CUDA device (it is stitched where it is).
 using TileFn = std::function<Tensor(const Tensor&)>;
 
 // Called after each tile with the tiles done and the total.
@@ -28,7 +34,10 @@ using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 struct RunStats {
   int64_t tiles = 0, tiles_x = 0, tiles_y = 0;
   int64_t tile_width = 0, tile_height = 0;  // the model's input size (after reflection padding)
-  int64_t peak_accumulator_bytes = 0;       // the stitch's float accumulators at their largest
+  // The stitch's accumulators at their largest: on the CPU, the value and weight floats and one
+  // normalised row; on the device, the value and weight floats and the band's finished 8-bit
+  // rows (the band's tile outputs, kept until it is stitched, are not counted).
+  int64_t peak_accumulator_bytes = 0;
 };
 
 class Predictor {

@@ -78,8 +78,14 @@ int64_t DeblurUNet::forward_macs(int64_t height, int64_t width) const {
   return macs;
 }
 
-Tensor DeblurUNet::up(const Conv2d& conv, const Tensor& x) const {
-  return conv.forward(upsample_bilinear2x(x));
+Tensor DeblurUNet::up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip) const {
+  // cat([conv(upsample(x)), skip]) with no concat copy of the up path: the fused upsample-conv
+  // (no upsampled tensor either) writes its channels of the concat buffer in place. The skip,
+  // made long before by the encoder's GroupNorm, is copied into the other half.
+  const int64_t up_c = conv.weight().n();
+  Tensor buffer = Tensor::empty({skip.n(), up_c + skip.c(), skip.h(), skip.w()}, skip.device());
+  Tensor u = upsample_conv2d(x, conv.weight(), conv.bias(), buffer.channel_slice(0, up_c));
+  return concat_into(buffer, u, skip);
 }
 
 Tensor DeblurUNet::forward(const Tensor& x) const {
@@ -91,10 +97,10 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   Tensor e3 = enc3_.forward(max_pool2d(e2));
   Tensor e4 = enc4_.forward(max_pool2d(e3));
   Tensor b = bottleneck_.forward(max_pool2d(e4));
-  Tensor d4 = dec4_.forward(concat(up(up4_, b), e4));
-  Tensor d3 = dec3_.forward(concat(up(up3_, d4), e3));
-  Tensor d2 = dec2_.forward(concat(up(up2_, d3), e2));
-  Tensor d1 = dec1_.forward(concat(up(up1_, d2), e1));
+  Tensor d4 = dec4_.forward(up_concat(up4_, b, e4));
+  Tensor d3 = dec3_.forward(up_concat(up3_, d4, e3));
+  Tensor d2 = dec2_.forward(up_concat(up2_, d3, e2));
+  Tensor d1 = dec1_.forward(up_concat(up1_, d2, e1));
   return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
 }
 

@@ -37,7 +37,9 @@ class DeblurUNet : public Module {
   int64_t forward_macs(int64_t height, int64_t width) const;
 
  private:
-  Tensor up(const Conv2d& conv, const Tensor& x) const;
+  // cat([conv(upsample_bilinear2x(x)), skip]) on channels: the fused upsample_conv2d writing
+  // into the concat buffer in place (concat_into).
+  Tensor up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip) const;
 
   int64_t base_;
 

@@ -6,10 +6,22 @@
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
+#include "engine/conv_backend.h"
+#include "engine/cudnn_conv.h"
 #include "kernels/cuda/conv2d.cuh"
 #endif
 
 namespace deblur {
+
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+namespace {
+// --conv-backend cudnn: CUDA tensors go to cuDNN / cuBLAS (engine/cudnn_conv.h), whose entry
+// points throw in a build without them.
+bool use_cudnn() {
+  return conv_backend() == ConvBackend::Cudnn;
+}
+}  // namespace
+#endif
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Device device = common_device("conv2d", {x, weight, bias});
@@ -29,8 +41,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const float* bias_data = bias.defined() ? bias.data() : nullptr;
   if (device == Device::CUDA) {
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
-    cuda::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y),
-                         cuda_stream());
+    if (use_cudnn())
+      cudnn::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
+    else
+      cuda::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y),
+                           cuda_stream());
 #endif
   } else {
     cpu::conv2d_forward<float>(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
@@ -48,8 +63,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                                              grad_y.device());
                if (grad_y.device() == Device::CUDA) {
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
-                 cuda::conv2d_backward_input(cpu_view(grad_y), saved_w.data(), kernel,
-                                             cpu_view(grad_x), cuda_stream());
+                 if (use_cudnn())
+                   cudnn::conv2d_backward_input(cpu_view(grad_y), saved_w.data(), kernel,
+                                                cpu_view(grad_x));
+                 else
+                   cuda::conv2d_backward_input(cpu_view(grad_y), saved_w.data(), kernel,
+                                               cpu_view(grad_x), cuda_stream());
 #endif
                } else {
                  cpu::conv2d_backward_input<float>(cpu_view(grad_y), saved_w.data(), kernel,
@@ -64,11 +83,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                float* grad_b_data = grad_b.defined() ? grad_b.data() : nullptr;
                if (grad_y.device() == Device::CUDA) {
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
-                 CudaWorkspace workspace(cuda::conv2d_backward_params_workspace_bytes(
-                     cpu_view(saved_x), cpu_view(grad_y), kernel));
-                 cuda::conv2d_backward_params(cpu_view(saved_x), cpu_view(grad_y), kernel,
-                                              grad_w_data, grad_b_data, workspace.data(),
-                                              cuda_stream());
+                 if (use_cudnn()) {
+                   cudnn::conv2d_backward_params(cpu_view(saved_x), cpu_view(grad_y), kernel,
+                                                 grad_w_data, grad_b_data);
+                 } else {
+                   CudaWorkspace workspace(cuda::conv2d_backward_params_workspace_bytes(
+                       cpu_view(saved_x), cpu_view(grad_y), kernel));
+                   cuda::conv2d_backward_params(cpu_view(saved_x), cpu_view(grad_y), kernel,
+                                                grad_w_data, grad_b_data, workspace.data(),
+                                                cuda_stream());
+                 }
 #endif
                } else {
                  cpu::conv2d_backward_params<float>(cpu_view(saved_x), cpu_view(grad_y), kernel,

@@ -8,5 +8,6 @@ int run_demo(int argc, char** argv);
 int run_infer(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_metrics(int argc, char** argv);
+int run_train(int argc, char** argv);
 
 }  // namespace deblur::cli

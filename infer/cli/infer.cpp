@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "engine/check.h"
+#include "engine/conv_backend.h"
+#include "engine/cudnn_conv.h"
 #include "engine/device_memory.h"
 #include "infer/cli/args.h"
 #include "infer/cli/commands.h"
@@ -37,6 +39,9 @@ const char* kHelp =
     "  --input PATH       image or folder (required)\n"
     "  --output PATH      image or folder (required)\n"
     "  --device cpu       cpu, or cuda (tiles run on the GPU; needs a CUDA build)\n"
+    "  --conv-backend native\n"
+    "                     convolutions on cuda: native (our kernels) or cudnn (cuDNN, and\n"
+    "                     cuBLAS for 1x1: the reference; needs a build with cuDNN)\n"
     "  --tile 512         tile side, a multiple of 16; 0 runs each image whole\n"
     "  --overlap 64       pixels shared by neighbouring tiles, less than half the tile\n"
     "  --threads N        CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
@@ -102,8 +107,8 @@ int run_infer(int argc, char** argv) {
     std::printf("%s", kHelp);
     return 0;
   }
-  args.allow_only({"help", "model", "input", "output", "device", "tile", "overlap", "threads",
-                   "max_pixels", "quality"});
+  args.allow_only({"help", "model", "input", "output", "device", "conv_backend", "tile", "overlap",
+                   "threads", "max_pixels", "quality"});
   const std::string model_path = args.get("model", ""), input = args.get("input", ""),
                     output = args.get("output", "");
   DEBLUR_CHECK(!model_path.empty() && !input.empty() && !output.empty(),
@@ -111,6 +116,13 @@ int run_infer(int argc, char** argv) {
   const std::string device = args.get("device", "cpu");
   DEBLUR_CHECK(device == "cpu" || device == "cuda", "--device must be cpu or cuda, got '", device,
                "'");
+  const ConvBackend conv = parse_conv_backend(args.get("conv_backend", "native"));
+  if (conv == ConvBackend::Cudnn) {
+    cudnn::require("--conv-backend cudnn");
+    DEBLUR_CHECK(device == "cuda",
+                 "--conv-backend cudnn applies to --device cuda only (the CPU has one conv)");
+  }
+  set_conv_backend(conv);
   DEBLUR_CHECK(device == "cpu" || cuda_available(),
                "--device cuda: no CUDA device is visible, or this build has no CUDA backend; "
                "use --device cpu");

@@ -12,6 +12,8 @@ void print_usage() {
       "deblur: train and run image-deblurring U-Nets on a C++ engine of its own.\n\n"
       "usage: deblur <command> [options]\n\n"
       "commands:\n"
+      "  train    train a DeblurUNet on blurry/sharp pairs (or sharp images with synthetic\n"
+      "           blur): checkpoints, validation, early stopping, resume\n"
       "  infer    deblur an image or a folder of images (tiled, any size)\n"
       "  metrics  PSNR, SSIM and MS-SSIM of a prediction against its target image, as JSON\n"
       "  info     describe a model file: parameters, tensor names and shapes, dtype, metadata\n"
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   try {
+    if (command == "train") return deblur::cli::run_train(argc, argv);
     if (command == "infer") return deblur::cli::run_infer(argc, argv);
     if (command == "demo") return deblur::cli::run_demo(argc, argv);
     if (command == "info") return deblur::cli::run_info(argc, argv);

@@ -8,8 +8,13 @@
 // (sum(w) never vanishes) and makes two mirrored ramps over the same pixels sum to exactly 1:
 // (d + 0.5) + (overlap - 1 - d + 0.5) = overlap. overlap < length / 2 keeps the two ramps of a
 // tile apart, so at most one of them applies to any pixel.
+//
+// Also here, so the CPU and CUDA paths of the predictor cannot drift either: the stitched value's
+// 8-bit pixel, round((clamp(y, -1, 1) + 1) * 127.5), and a gray pixel as the mean of the three
+// clamped channels.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/common/hd.h"
@@ -39,6 +44,21 @@ DEBLUR_HD T feather_weight_1d(int64_t i, const FeatherAxis& axis) {
 template <class T>
 DEBLUR_HD T feather_weight(int64_t x, int64_t y, const FeatherAxis& ax, const FeatherAxis& ay) {
   return feather_weight_1d<T>(x, ax) * feather_weight_1d<T>(y, ay);
+}
+
+// clamp(y, -1, 1) as std::clamp computes it (NaN passes through).
+DEBLUR_HD float clamp_unit(float y) {
+  return y < -1.0f ? -1.0f : (1.0f < y ? 1.0f : y);
+}
+
+// round((clamp(y, -1, 1) + 1) * 127.5), ties away from zero (lround).
+DEBLUR_HD uint8_t unit_to_8bit(float y) {
+  return static_cast<uint8_t>(lroundf((clamp_unit(y) + 1.0f) * 127.5f));
+}
+
+// A gray pixel from the model's three output channels: the mean of the clamped values.
+DEBLUR_HD uint8_t gray_to_8bit(float r, float g, float b) {
+  return unit_to_8bit((clamp_unit(r) + clamp_unit(g) + clamp_unit(b)) / 3.0f);
 }
 
 }  // namespace deblur::common

@@ -1,0 +1,122 @@
+// deblur train: the command line of the trainer (train/trainer.h), with the seed's flags.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "engine/check.h"
+#include "infer/cli/args.h"
+#include "infer/cli/commands.h"
+#include "train/trainer.h"
+
+namespace deblur::cli {
+
+namespace {
+
+constexpr const char* kHelp =
+    "usage: deblur train --train_data DIR --test_data DIR [options]\n"
+    "\n"
+    "Trains a DeblurUNet (8.6M parameters) on blurry/sharp pairs: random patches with the same\n"
+    "flip and rotation on both images, CombinedLoss (MS-SSIM + Charbonnier), AdamW with global\n"
+    "gradient-norm clipping, cosine learning rate stepped per epoch, validation on the whole\n"
+    "validation images every epoch, best-only checkpoints and early stopping. Data folders use\n"
+    "the GoPro layout (DIR/<scene>/blur/*.png and DIR/<scene>/sharp/*.png, partners share a\n"
+    "name) or the flat one (DIR/blur, DIR/sharp); every pair is checked before training starts.\n"
+    "Options take the seed's spelling (--batch_size) or the hyphenated one (--batch-size).\n"
+    "\n"
+    "data:\n"
+    "  --train_data DIR             training pairs (required)\n"
+    "  --test_data DIR              validation pairs (required)\n"
+    "  --synthetic_blur             --train_data holds sharp images only (any folder tree):\n"
+    "                               each patch gets a new random camera-shake blur and noise\n"
+    "  --patch_size 256             training crop side, a multiple of 16\n"
+    "  --workers 4                  loader threads decoding ahead of the trainer (0: none)\n"
+    "  --skip_bad                   leave out bad pairs with a warning instead of failing\n"
+    "training:\n"
+    "  --device cpu                 cpu, or cuda (needs a CUDA build and a GPU)\n"
+    "  --batch_size 24\n"
+    "  --num_epochs 200             also the cosine schedule's T_max\n"
+    "  --learning_rate 0.0002       AdamW's initial learning rate\n"
+    "  --eta_min 1e-06              the cosine schedule's floor\n"
+    "  --weight_decay 0.0001        AdamW's decoupled weight decay\n"
+    "  --clip 1.0                   global gradient-norm clipping\n"
+    "  --alpha 0.84                 MS-SSIM term's weight\n"
+    "  --beta 0.16                  Charbonnier term's weight\n"
+    "  --seed_msssim                MS-SSIM on [-1, 1] with data_range 2, as the seed (the\n"
+    "                               default maps to [0, 1] first: the seed's form collapses near\n"
+    "                               grey, see ../shared/BRIEF.md)\n"
+    "  --patience 50                early stop after this many epochs without a better PSNR\n"
+    "  --seed 42                    initial weights, shuffling, patches and synthetic blur\n"
+    "  --max_steps 0                stop after this many optimizer steps (0: no limit)\n"
+    "  --threads N                  CPU threads (default: all cores)\n"
+    "  --val_tile 512               validation tile side (0: whole images)\n"
+    "output:\n"
+    "  --registered_model_name deblur_unet   the run's name\n"
+    "  --checkpoint_dir checkpoints  best_model_epoch_{E}_psnr_{P}.safetensors (best only)\n"
+    "                               and last.safetensors (every epoch, and on Ctrl-C)\n"
+    "  --run_dir runs/NAME          metrics.csv, metrics.png and config.json\n"
+    "  --resume PATH                continue a run from a checkpoint (last.safetensors)\n"
+    "\n"
+    "Checkpoints hold the weights under the reference module's names (they load into the\n"
+    "PyTorch DeblurUNet and into deblur infer), the optimizer state and the run's metadata.\n";
+
+double get_double(const Args& args, const std::string& name, double fallback) {
+  const std::string text = args.get(name, "");
+  if (text.empty()) return fallback;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  DEBLUR_CHECK(end && *end == '\0' && end != text.c_str(), "--", name, " needs a number, got '",
+               text, "'");
+  return value;
+}
+
+}  // namespace
+
+int run_train(int argc, char** argv) {
+  Args args(argc, argv, 2, {"help", "synthetic_blur", "skip_bad", "seed_msssim"});
+  if (args.has("help")) {
+    std::printf("%s", kHelp);
+    return 0;
+  }
+  args.allow_only({"help", "train_data", "test_data", "registered_model_name", "batch_size",
+                   "num_epochs", "learning_rate", "patience", "device", "patch_size",
+                   "weight_decay", "clip", "eta_min", "alpha", "beta", "seed_msssim", "seed",
+                   "workers", "checkpoint_dir", "run_dir", "resume", "max_steps",
+                   "synthetic_blur", "skip_bad", "threads", "val_tile"});
+  train::TrainConfig c;
+  c.train_data = args.get("train_data", "");
+  c.test_data = args.get("test_data", "");
+  DEBLUR_CHECK(!c.train_data.empty() && !c.test_data.empty(),
+               "--train_data and --test_data are required (see --help)");
+  c.registered_model_name = args.get("registered_model_name", c.registered_model_name);
+  c.batch_size = args.get_int("batch_size", c.batch_size);
+  c.num_epochs = args.get_int("num_epochs", c.num_epochs);
+  c.learning_rate = get_double(args, "learning_rate", c.learning_rate);
+  c.patience = args.get_int("patience", c.patience);
+  c.device = args.get("device", c.device);
+  c.patch_size = args.get_int("patch_size", c.patch_size);
+  c.weight_decay = get_double(args, "weight_decay", c.weight_decay);
+  c.clip = get_double(args, "clip", c.clip);
+  c.eta_min = get_double(args, "eta_min", c.eta_min);
+  c.loss.alpha = get_double(args, "alpha", c.loss.alpha);
+  c.loss.beta = get_double(args, "beta", c.loss.beta);
+  c.loss.seed_msssim = args.has("seed_msssim");
+  c.seed = static_cast<uint64_t>(args.get_int("seed", static_cast<int64_t>(c.seed)));
+  c.workers = static_cast<int>(args.get_int("workers", c.workers));
+  c.checkpoint_dir = args.get("checkpoint_dir", c.checkpoint_dir);
+  c.run_dir = args.get("run_dir", c.run_dir);
+  c.resume = args.get("resume", c.resume);
+  c.max_steps = args.get_int("max_steps", c.max_steps);
+  c.synthetic_blur = args.has("synthetic_blur");
+  c.skip_bad = args.has("skip_bad");
+  c.threads = static_cast<int>(args.get_int("threads", 0));
+  c.val_tile = args.get_int("val_tile", c.val_tile);
+  DEBLUR_CHECK(c.patience > 0, "--patience must be positive, got ", c.patience);
+  DEBLUR_CHECK(c.val_tile >= 0 && c.val_tile % 16 == 0,
+               "--val_tile must be 0 or a positive multiple of 16, got ", c.val_tile);
+
+  const train::TrainResult result = train::run_training(c);
+  if (result.interrupted) return 130;
+  return 0;
+}
+
+}  // namespace deblur::cli

@@ -1,0 +1,219 @@
+// The trainer end to end on the CPU: a run stopped and resumed takes bitwise the same steps as
+// one that was not stopped; checkpoints, metrics.csv and metrics.png land where the trainer
+// says; overfitting one pair raises its PSNR; bad data and bad checkpoints fail with messages
+// that name the file.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/check.h"
+#include "engine/safetensors.h"
+#include "infer/image_io.h"
+#include "infer/metrics.h"
+#include "infer/predictor.h"
+#include "layers/deblur_unet.h"
+#include "tests/cli_testing.h"
+#include "train/synthetic_blur.h"
+#include "train/trainer.h"
+
+namespace deblur::train {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ScratchDir;
+
+// A smooth colourful picture (sharp) and a box-blurred copy of it (blur).
+Image picture(int64_t w, int64_t h, int variant, bool blurred) {
+  Image image = make_image(w, h, 3, 8);
+  auto value = [&](int64_t x, int64_t y, int c) {
+    const double phase = 0.37 * variant + 1.3 * c;
+    return 127.5 + 100.0 * std::sin(0.31 * x + phase) * std::cos(0.23 * y - phase) +
+           20.0 * ((x / 8 + y / 8 + variant) % 2);
+  };
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        double v = 0.0;
+        if (blurred) {
+          for (int d = -2; d <= 2; ++d)
+            v += value(std::clamp<int64_t>(x + d, 0, w - 1), y, c) / 5.0;
+        } else {
+          v = value(x, y, c);
+        }
+        image.data8[static_cast<size_t>((y * w + x) * 3 + c)] =
+            static_cast<uint8_t>(std::clamp(std::lround(v), 0L, 255L));
+      }
+  return image;
+}
+
+void write_dataset(const fs::path& root, int pairs, int64_t w, int64_t h) {
+  fs::create_directories(root / "blur");
+  fs::create_directories(root / "sharp");
+  for (int k = 0; k < pairs; ++k) {
+    const std::string name = std::string(1, char('a' + k)) + ".png";
+    write_image((root / "blur" / name).string(), picture(w, h, k, true));
+    write_image((root / "sharp" / name).string(), picture(w, h, k, false));
+  }
+}
+
+TrainConfig small_config(const ScratchDir& dir, const std::string& name) {
+  TrainConfig c;
+  c.train_data = (dir / "train").string();
+  c.test_data = (dir / "val").string();
+  c.batch_size = 2;
+  c.patch_size = 32;
+  c.num_epochs = 4;
+  c.workers = 2;
+  c.val_tile = 0;
+  c.threads = 2;
+  c.base = 8;  // the same network 4x narrower: 16x fewer multiplications, fast enough for CI
+  c.checkpoint_dir = (dir / name / "checkpoints").string();
+  c.run_dir = (dir / name / "run").string();
+  return c;
+}
+
+const LogFn kQuiet = [](const std::string&, bool) {};
+
+std::vector<TensorRecord> tensors_of(const fs::path& path) {
+  return read_safetensors(path.string()).tensors;
+}
+
+TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken run",
+          "[trainer]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 3, 40, 36);  // 2 batches per epoch: one of 2, one of 1
+  write_dataset(dir / "val", 1, 48, 40);
+
+  TrainConfig unbroken = small_config(dir, "unbroken");
+  unbroken.max_steps = 3;  // epoch 1 (2 steps, validation), then one step of epoch 2
+  const TrainResult a = run_training(unbroken, kQuiet);
+  CHECK(a.steps == 3);
+
+  TrainConfig first = small_config(dir, "resumed");
+  first.max_steps = 1;  // stops inside epoch 1
+  CHECK(run_training(first, kQuiet).steps == 1);
+  TrainConfig second = small_config(dir, "resumed");
+  second.max_steps = 3;
+  second.resume = (fs::path(second.checkpoint_dir) / "last.safetensors").string();
+  const TrainResult b = run_training(second, kQuiet);
+  CHECK(b.steps == 3);
+
+  const auto want = tensors_of(fs::path(unbroken.checkpoint_dir) / "last.safetensors");
+  const auto got = tensors_of(fs::path(second.checkpoint_dir) / "last.safetensors");
+  REQUIRE(want.size() == 82 * 3);  // weights and both moments
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(want[i].name);
+    CHECK(got[i].name == want[i].name);
+    CHECK(got[i].values == want[i].values);
+  }
+  // Epoch 1 was validated once in each run, with the same weights: the same best checkpoint.
+  CHECK(fs::path(a.best_checkpoint).filename() == fs::path(b.best_checkpoint).filename());
+  CHECK_THAT(fs::path(a.best_checkpoint).filename().string(),
+             Catch::StartsWith("best_model_epoch_1_psnr_") && Catch::EndsWith(".safetensors"));
+  const SafetensorsFile best = read_safetensors(a.best_checkpoint);
+  CHECK(best.metadata.at("epoch") == "1");
+  CHECK(best.metadata.count("config") == 1);
+  CHECK(best.find("enc1.conv1.weight") != nullptr);
+  CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.csv"));
+  CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.png"));
+  CHECK(fs::exists(fs::path(unbroken.run_dir) / "config.json"));
+}
+
+// PSNR of the untrained model (the trainer's initialisation from c.seed) on the pair.
+double untrained_psnr(const TrainConfig& c, const fs::path& val) {
+  const DeblurUNet model(c.base, c.seed);
+  const Image out = Predictor(model, TileOptions{0, 0}).run(read_image((val / "blur" / "a.png").string()));
+  return compare_images(out, read_image((val / "sharp" / "a.png").string())).psnr;
+}
+
+TEST_CASE("trainer: overfitting one pair raises its PSNR by at least 3 dB in 200 steps",
+          "[trainer][slow]") {
+  ScratchDir dir;
+  // One pair seen 40 times an epoch (a batch of 1 each): 200 steps are 5 epochs, so 5
+  // validations and checkpoints rather than 200.
+  write_dataset(dir / "val", 1, 64, 64);
+  fs::create_directories(dir / "train" / "blur");
+  fs::create_directories(dir / "train" / "sharp");
+  for (int k = 0; k < 40; ++k) {
+    const std::string name = "copy" + std::to_string(100 + k) + ".png";
+    fs::copy_file(dir / "val" / "blur" / "a.png", dir / "train" / "blur" / name);
+    fs::copy_file(dir / "val" / "sharp" / "a.png", dir / "train" / "sharp" / name);
+  }
+  TrainConfig c = small_config(dir, "overfit");
+  c.batch_size = 1;
+  c.patch_size = 64;  // the whole image: every step sees the same pixels, turned
+  c.num_epochs = 5;
+  c.max_steps = 200;
+  const double before = untrained_psnr(c, dir / "val");
+  const TrainResult result = run_training(c, kQuiet);
+  INFO("untrained PSNR " << before << " dB, best " << result.best_psnr << " dB at epoch "
+                         << result.best_epoch);
+  CHECK(result.steps == 200);
+  CHECK(result.best_psnr >= before + 3.0);
+}
+
+TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[trainer]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 2, 40, 36);
+  write_dataset(dir / "val", 1, 48, 40);
+  TrainConfig c = small_config(dir, "bad");
+  SECTION("missing training folder") {
+    c.train_data = (dir / "nowhere").string();
+    CHECK_THROWS_WITH(run_training(c, kQuiet), Catch::Contains("nowhere: no such folder"));
+  }
+  SECTION("patch larger than the images") {
+    c.patch_size = 48;
+    CHECK_THROWS_WITH(run_training(c, kQuiet),
+                      Catch::Contains("a.png: 40x36 is smaller than the 48x48 patch"));
+  }
+  SECTION("a resume file that is not a training checkpoint") {
+    const fs::path model = dir / "weights.safetensors";
+    write_safetensors(model.string(), {{"x", {1}, {1.0f}}});
+    c.resume = model.string();
+    CHECK_THROWS_WITH(run_training(c, kQuiet),
+                      Catch::Contains("weights.safetensors: not a deblur training checkpoint"));
+  }
+  SECTION("--device cuda without a GPU") {
+    c.device = "cuda";
+    CHECK_THROWS_WITH(run_training(c, kQuiet), Catch::Contains("--device cuda"));
+  }
+}
+
+TEST_CASE("camera-shake blur: normalised thin kernels, deterministic, blurs a patch",
+          "[trainer][synthetic_blur]") {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const BlurKernel k = camera_shake_kernel(seed, 31);
+    REQUIRE(k.size % 2 == 1);
+    REQUIRE(k.size <= 31);
+    double sum = 0.0;
+    int nonzero = 0;
+    for (float w : k.weights) {
+      CHECK(w >= 0.0f);
+      sum += w;
+      nonzero += w > 0.0f;
+    }
+    CHECK(sum == Approx(1.0).epsilon(1e-5));
+    CHECK(nonzero < k.size * k.size);  // a curve, not a box
+    CHECK(camera_shake_kernel(seed, 31).weights == k.weights);
+  }
+  const int64_t p = 64;
+  std::vector<float> sharp(3 * p * p), blur(sharp.size()), again(sharp.size());
+  for (int64_t i = 0; i < p * p * 3; ++i) sharp[i] = ((i / 8 + i / (8 * p)) % 2) ? 0.8f : -0.8f;
+  synthesize_camera_shake(sharp.data(), blur.data(), p, 7);
+  synthesize_camera_shake(sharp.data(), again.data(), p, 7);
+  CHECK(blur == again);
+  double change = 0.0;
+  for (size_t i = 0; i < sharp.size(); ++i) {
+    CHECK(blur[i] >= -1.0f);
+    CHECK(blur[i] <= 1.0f);
+    change += std::abs(blur[i] - sharp[i]);
+  }
+  CHECK(change / double(sharp.size()) > 0.01);  // edges of a checkerboard did move
+}
+
+}  // namespace
+}  // namespace deblur::train

@@ -1,0 +1,136 @@
+// Camera-shake kernels and their application to a patch (train/synthetic_blur.h).
+#include "train/synthetic_blur.h"
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <random>
+
+#include "engine/check.h"
+
+namespace deblur::train {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr float kGamma = 2.2f;
+
+// Reflect (without repeating the edge) into [0, n).
+int64_t reflect(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  const int64_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+}  // namespace
+
+BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
+  DEBLUR_CHECK(max_size >= 3 && max_size % 2 == 1, "camera_shake_kernel: max_size must be odd and "
+               "at least 3, got ", max_size);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<double> normal(0.0, 1.0);
+
+  // The trajectory (Boracchi and Foi's parameters, scaled to the kernel's size).
+  const int steps = 2000;
+  const double anxiety = 0.005 * uniform(rng);        // how often and how hard the hand jerks
+  const double centripetal = 0.7 * uniform(rng);      // pull back towards the start
+  const double gaussian_term = 10.0 * uniform(rng);   // steady tremor
+  const double freq_big_shakes = 0.2 * uniform(rng);
+  const double max_length = 60.0;
+  const double init_angle = 2.0 * kPi * uniform(rng);
+  std::complex<double> velocity = std::polar(1.0, init_angle) * (max_length / (steps - 1));
+  std::vector<std::complex<double>> path(steps);
+  for (int t = 1; t < steps; ++t) {
+    std::complex<double> jerk = 0.0;
+    if (uniform(rng) < freq_big_shakes * anxiety) {
+      jerk = 2.0 * std::abs(velocity) *
+             std::polar(1.0, kPi + (uniform(rng) - 0.5)) * velocity / std::abs(velocity);
+    }
+    const std::complex<double> kick(normal(rng), normal(rng));
+    velocity += -centripetal * path[t - 1] * (max_length / (steps - 1)) +
+                gaussian_term * kick * anxiety * (max_length / (steps - 1)) + jerk;
+    velocity *= max_length / (steps - 1) / std::max(std::abs(velocity), 1e-12);
+    path[t] = path[t - 1] + velocity;
+  }
+  // The exposure: a random portion (40-100%) of the trajectory.
+  const int length = std::max(2, static_cast<int>(steps * (0.4 + 0.6 * uniform(rng))));
+  path.resize(static_cast<size_t>(length));
+
+  // Scale the path into the kernel (a random extent up to the largest size) around its centre.
+  double min_x = 1e300, max_x = -1e300, min_y = 1e300, max_y = -1e300;
+  for (const auto& p : path) {
+    min_x = std::min(min_x, p.real()), max_x = std::max(max_x, p.real());
+    min_y = std::min(min_y, p.imag()), max_y = std::max(max_y, p.imag());
+  }
+  const double extent = std::max({max_x - min_x, max_y - min_y, 1e-9});
+  const double target = 1.0 + (double(max_size) - 3.0) * (0.25 + 0.75 * uniform(rng));
+  const double scale = target / extent;  // the path's larger side spans `target` pixels
+  int64_t size = static_cast<int64_t>(std::ceil(target)) + 3;
+  size += 1 - size % 2;
+  size = std::min(size, max_size);
+  const double cx = (min_x + max_x) / 2, cy = (min_y + max_y) / 2;
+  const double centre = (size - 1) / 2.0;
+
+  BlurKernel kernel;
+  kernel.size = size;
+  kernel.weights.assign(static_cast<size_t>(size * size), 0.0f);
+  for (const auto& p : path) {
+    const double x = centre + (p.real() - cx) * scale, y = centre + (p.imag() - cy) * scale;
+    const int64_t x0 = static_cast<int64_t>(std::floor(x)), y0 = static_cast<int64_t>(std::floor(y));
+    const double fx = x - x0, fy = y - y0;
+    for (int dy = 0; dy <= 1; ++dy)
+      for (int dx = 0; dx <= 1; ++dx) {
+        const int64_t kx = x0 + dx, ky = y0 + dy;
+        if (kx < 0 || ky < 0 || kx >= size || ky >= size) continue;
+        kernel.weights[static_cast<size_t>(ky * size + kx)] +=
+            static_cast<float>((dx ? fx : 1 - fx) * (dy ? fy : 1 - fy));
+      }
+  }
+  double sum = 0.0;
+  for (float w : kernel.weights) sum += w;
+  for (float& w : kernel.weights) w = static_cast<float>(w / sum);
+  return kernel;
+}
+
+void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed) {
+  int64_t max_size = std::clamp<int64_t>(patch / 8, 3, 31);
+  max_size += 1 - max_size % 2;
+  const BlurKernel kernel = camera_shake_kernel(seed, max_size);
+  // Only the taps the trajectory touched: a shake kernel is a thin curve.
+  struct Tap {
+    int64_t dx, dy;
+    float w;
+  };
+  std::vector<Tap> taps;
+  const int64_t r = kernel.size / 2;
+  for (int64_t ky = 0; ky < kernel.size; ++ky)
+    for (int64_t kx = 0; kx < kernel.size; ++kx)
+      if (const float w = kernel.weights[static_cast<size_t>(ky * kernel.size + kx)]; w > 0.0f)
+        taps.push_back({kx - r, ky - r, w});
+
+  std::mt19937_64 rng(seed ^ 0x6a09e667f3bcc909ull);
+  const double noise_sigma = 0.01 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  std::normal_distribution<float> noise(0.0f, static_cast<float>(noise_sigma));
+  std::vector<float> linear(static_cast<size_t>(patch * patch));
+  for (int c = 0; c < 3; ++c) {
+    const float* in = sharp + c * patch * patch;
+    float* out = blur + c * patch * patch;
+    for (int64_t i = 0; i < patch * patch; ++i)
+      linear[static_cast<size_t>(i)] = std::pow(std::clamp((in[i] + 1.0f) * 0.5f, 0.0f, 1.0f), kGamma);
+    for (int64_t y = 0; y < patch; ++y)
+      for (int64_t x = 0; x < patch; ++x) {
+        // Convolution (the kernel flipped): the light at (x, y) came from x - d along the path.
+        float sum = 0.0f;
+        for (const Tap& t : taps)
+          sum += t.w * linear[static_cast<size_t>(reflect(y - t.dy, patch) * patch +
+                                                  reflect(x - t.dx, patch))];
+        const float value = std::pow(sum, 1.0f / kGamma) + noise(rng);
+        out[y * patch + x] = std::clamp(value, 0.0f, 1.0f) * 2.0f - 1.0f;
+      }
+  }
+}
+
+}  // namespace deblur::train

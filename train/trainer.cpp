@@ -1,0 +1,482 @@
+// The training loop, validation, checkpoints and the run folder (train/trainer.h).
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/autograd.h"
+#include "engine/check.h"
+#include "engine/device_memory.h"
+#include "engine/dispatch.h"
+#include "engine/file_io.h"
+#include "engine/ops.h"
+#include "infer/image_io.h"
+#include "infer/metrics.h"
+#include "infer/predictor.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/parallel.h"
+#include "layers/deblur_unet.h"
+#include "train/dataset.h"
+#include "train/loader.h"
+#include "train/optimizer.h"
+#include "train/plot.h"
+#include "train/synthetic_blur.h"
+
+#ifndef DEBLUR_GIT_COMMIT
+#define DEBLUR_GIT_COMMIT "unknown"
+#endif
+
+namespace deblur::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kCheckpointFormat = "deblur checkpoint v1";
+constexpr double kPsnrCap = 100.0;  // an identical image's infinite PSNR, for averaging
+
+// Ctrl-C: the loop finishes its step, saves last.safetensors and returns.
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) {
+  g_interrupted.store(true);
+}
+
+class InterruptScope {
+ public:
+  InterruptScope() {
+    g_interrupted.store(false);
+    previous_ = std::signal(SIGINT, on_interrupt);
+  }
+  ~InterruptScope() { std::signal(SIGINT, previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+std::string format_double(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  return text;
+}
+
+// An Image's colour channels as a [1, 3, h, w] tensor in [-1, 1] (gray fills all three).
+Tensor image_tensor(const Image& image) {
+  Tensor t = Tensor::empty({1, 3, image.height, image.width});
+  const bool gray = image.color_channels() == 1;
+  float* dst = t.data();
+  for (int c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < image.height; ++y)
+      for (int64_t x = 0; x < image.width; ++x)
+        *dst++ = image.unit(x, y, gray ? 0 : c);
+  return t;
+}
+
+// The state a run carries from one epoch (or one interruption) to the next.
+struct RunState {
+  int64_t epoch = 0;  // the epoch to run next (0-based)
+  int64_t batch = 0;  // its first batch
+  int64_t step = 0;   // optimizer steps taken
+  double best_psnr = -1.0, best_ssim = 0.0;
+  int64_t best_epoch = 0;  // 1-based; 0: none yet
+  std::string best_path;
+  int64_t epochs_without_improvement = 0;
+  int64_t loss_fallbacks = 0;
+};
+
+struct EpochMetrics {
+  double train_loss = 0.0, val_loss = 0.0, psnr = 0.0, ssim = 0.0;
+};
+
+void save_checkpoint(const std::string& path, DeblurUNet& model, const AdamW& optimizer,
+                     const TrainConfig& config, const RunState& state, const EpochMetrics& m,
+                     double lr) {
+  std::vector<TensorRecord> tensors = model.state();
+  for (TensorRecord& record : optimizer.state()) tensors.push_back(std::move(record));
+  const std::map<std::string, std::string> metadata = {
+      {"format", kCheckpointFormat},
+      {"epoch", std::to_string(state.epoch)},
+      {"batch", std::to_string(state.batch)},
+      {"step", std::to_string(state.step)},
+      {"psnr", format_double(m.psnr, 6)},
+      {"ssim", format_double(m.ssim, 6)},
+      {"loss", format_double(m.val_loss, 6)},
+      {"lr", format_double(lr, 12)},
+      {"best_psnr", format_double(state.best_psnr, 6)},
+      {"best_ssim", format_double(state.best_ssim, 6)},
+      {"best_epoch", std::to_string(state.best_epoch)},
+      {"best_path", state.best_path},
+      {"epochs_without_improvement", std::to_string(state.epochs_without_improvement)},
+      {"loss_fallbacks", std::to_string(state.loss_fallbacks)},
+      {"config", config_json(config)},
+      {"git_commit", DEBLUR_GIT_COMMIT},
+  };
+  fs::create_directories(fs::path(path).parent_path());
+  write_safetensors(path, tensors, metadata);
+}
+
+int64_t meta_int(const SafetensorsFile& file, const std::string& key, const std::string& source) {
+  const auto it = file.metadata.find(key);
+  DEBLUR_CHECK(it != file.metadata.end(), source, ": not a deblur training checkpoint (no '", key,
+               "' in its metadata)");
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    throw Error(detail::concat(source, ": metadata '", key, "' is not a number: '", it->second,
+                               "'"));
+  }
+}
+
+double meta_double(const SafetensorsFile& file, const std::string& key, const std::string& source) {
+  const auto it = file.metadata.find(key);
+  DEBLUR_CHECK(it != file.metadata.end(), source, ": no '", key, "' in its metadata");
+  return std::stod(it->second);
+}
+
+// Restores weights, optimizer moments and the run state from a checkpoint.
+RunState resume_from(const std::string& path, DeblurUNet& model, AdamW& optimizer) {
+  const SafetensorsFile file = read_safetensors(path);
+  const auto format = file.metadata.find("format");
+  DEBLUR_CHECK(format != file.metadata.end() && format->second == kCheckpointFormat, path,
+               ": not a deblur training checkpoint (metadata 'format' should be '",
+               kCheckpointFormat, "')");
+  SafetensorsFile weights;
+  for (const TensorRecord& record : file.tensors)
+    if (record.name.rfind("optimizer.", 0) != 0) weights.tensors.push_back(record);
+  const Device device = model.device();
+  model.to(Device::CPU);
+  model.load_state(weights, path);
+  model.to(device);
+  RunState state;
+  state.epoch = meta_int(file, "epoch", path);
+  state.batch = meta_int(file, "batch", path);
+  state.step = meta_int(file, "step", path);
+  state.best_psnr = meta_double(file, "best_psnr", path);
+  state.best_ssim = meta_double(file, "best_ssim", path);
+  state.best_epoch = meta_int(file, "best_epoch", path);
+  state.best_path = file.metadata.count("best_path") ? file.metadata.at("best_path") : "";
+  state.epochs_without_improvement = meta_int(file, "epochs_without_improvement", path);
+  state.loss_fallbacks = meta_int(file, "loss_fallbacks", path);
+  optimizer.load_state(file, path, state.step);
+  return state;
+}
+
+struct ValidationSet {
+  std::vector<Image> blur, sharp;
+  std::vector<std::string> names;
+  double input_psnr = 0.0, input_ssim = 0.0;
+};
+
+ValidationSet load_validation(const TrainConfig& config, const LogFn& log) {
+  ScanOptions options;
+  options.skip_bad = config.skip_bad;
+  options.min_side = kMetricsMinSide;
+  const Dataset data = scan_pairs(config.test_data, options);
+  for (const std::string& warning : data.warnings) log("warning: " + warning, false);
+  ValidationSet set;
+  for (const ImagePair& pair : data.pairs) {
+    set.blur.push_back(read_image(pair.blur));
+    set.sharp.push_back(read_image(pair.sharp));
+    set.names.push_back(pair.blur);
+    const ImageMetrics m = compare_images(set.blur.back(), set.sharp.back());
+    set.input_psnr += std::min(m.psnr, kPsnrCap);
+    set.input_ssim += m.ssim;
+  }
+  set.input_psnr /= double(set.blur.size());
+  set.input_ssim /= double(set.blur.size());
+  return set;
+}
+
+// Validation: the tiled predictor on the training device, metrics on the 8-bit outputs.
+EpochMetrics validate(const DeblurUNet& model, const ValidationSet& set, const TrainConfig& config,
+                      CombinedLoss& loss) {
+  TileOptions tiles;
+  tiles.tile = config.val_tile;
+  tiles.overlap = std::clamp<int64_t>(config.val_tile / 2 - 16, 0, 64);  // under half a tile
+  const Predictor predictor(model, tiles);
+  EpochMetrics m;
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < set.blur.size(); ++i) {
+    const Image out = predictor.run(set.blur[i]);
+    const ImageMetrics metrics = compare_images(out, set.sharp[i]);
+    m.psnr += std::min(metrics.psnr, kPsnrCap);
+    m.ssim += metrics.ssim;
+    m.val_loss += loss(image_tensor(out), image_tensor(set.sharp[i])).total.item();
+  }
+  const double n = double(set.blur.size());
+  m.psnr /= n;
+  m.ssim /= n;
+  m.val_loss /= n;
+  return m;
+}
+
+void append_csv(const fs::path& path, const std::string& row) {
+  const bool fresh = !fs::exists(path);
+  std::ofstream out(path, std::ios::app);
+  DEBLUR_CHECK(out, path.string(), ": cannot write");
+  if (fresh)
+    out << "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
+           "loss_fallbacks,seconds\n";
+  out << row << "\n";
+  DEBLUR_CHECK(out.good(), path.string(), ": write failed");
+}
+
+}  // namespace
+
+std::string config_json(const TrainConfig& c) {
+  nlohmann::ordered_json j;
+  j["train_data"] = c.train_data;
+  j["test_data"] = c.test_data;
+  j["registered_model_name"] = c.registered_model_name;
+  j["batch_size"] = c.batch_size;
+  j["num_epochs"] = c.num_epochs;
+  j["learning_rate"] = c.learning_rate;
+  j["patience"] = c.patience;
+  j["device"] = c.device;
+  j["patch_size"] = c.patch_size;
+  j["weight_decay"] = c.weight_decay;
+  j["clip"] = c.clip;
+  j["eta_min"] = c.eta_min;
+  j["alpha"] = c.loss.alpha;
+  j["beta"] = c.loss.beta;
+  j["seed_msssim"] = c.loss.seed_msssim;
+  j["seed"] = c.seed;
+  j["workers"] = c.workers;
+  j["checkpoint_dir"] = c.checkpoint_dir;
+  j["run_dir"] = c.run_dir;
+  j["resume"] = c.resume;
+  j["max_steps"] = c.max_steps;
+  j["synthetic_blur"] = c.synthetic_blur;
+  j["skip_bad"] = c.skip_bad;
+  j["val_tile"] = c.val_tile;
+  j["base"] = c.base;
+  return j.dump();
+}
+
+TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log) {
+  TrainConfig config = input_config;
+  if (config.run_dir.empty()) config.run_dir = "runs/" + config.registered_model_name;
+  // On a terminal, one live progress line rewritten in place; otherwise plain lines.
+  const bool terminal = isatty(STDOUT_FILENO) != 0;
+  const bool live = terminal && !user_log;
+  const LogFn log = user_log ? user_log : [terminal](const std::string& line, bool transient) {
+    if (terminal)
+      std::printf(transient ? "\r\033[K%s" : "\r\033[K%s\n", line.c_str());
+    else
+      std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  };
+  DEBLUR_CHECK(config.batch_size > 0, "--batch_size must be positive");
+  DEBLUR_CHECK(config.num_epochs > 0, "--num_epochs must be positive");
+  DEBLUR_CHECK(config.patch_size >= 16 && config.patch_size % 16 == 0,
+               "--patch_size must be a positive multiple of 16, got ", config.patch_size);
+  DEBLUR_CHECK(config.learning_rate > 0 && config.eta_min >= 0 && config.clip > 0,
+               "--learning_rate and --clip must be positive and --eta_min not negative");
+  DEBLUR_CHECK(config.device == "cpu" || config.device == "cuda",
+               "--device must be cpu or cuda, got '", config.device, "'");
+  const Device device = config.device == "cuda" ? Device::CUDA : Device::CPU;
+  DEBLUR_CHECK(device == Device::CPU || cuda_available(),
+               "--device cuda: no CUDA device is visible, or this build has no CUDA backend");
+  cpu::set_num_threads(config.threads);
+
+  // Data first: a bad dataset fails before any model is built.
+  ScanOptions scan;
+  scan.min_side = config.patch_size;
+  scan.skip_bad = config.skip_bad;
+  scan.sharp_only = config.synthetic_blur;
+  Dataset train_data = scan_pairs(config.train_data, scan);
+  for (const std::string& warning : train_data.warnings) log("warning: " + warning, false);
+  const ValidationSet validation = load_validation(config, log);
+  LoaderOptions loader_options;
+  loader_options.batch_size = config.batch_size;
+  loader_options.patch = config.patch_size;
+  loader_options.workers = config.workers;
+  loader_options.seed = config.seed;
+  if (config.synthetic_blur) loader_options.synthesize = synthesize_camera_shake;
+  BatchLoader loader(std::move(train_data), loader_options);
+
+  DeblurUNet model(config.base, config.seed);
+  model.to(device);
+  common::AdamWHyper hyper;
+  hyper.lr = config.learning_rate;
+  hyper.weight_decay = config.weight_decay;
+  hyper.max_norm = config.clip;
+  AdamW optimizer(model, hyper);
+  RunState state;
+  if (!config.resume.empty()) {
+    state = resume_from(config.resume, model, optimizer);
+    log(detail::concat("resumed from ", config.resume, ": epoch ", state.epoch + 1, ", batch ",
+                       state.batch, ", step ", state.step),
+        false);
+  }
+  CombinedLoss loss(config.loss);
+  fs::create_directories(config.run_dir);
+  fs::create_directories(config.checkpoint_dir);
+  const std::string config_text = config_json(config);
+  write_file_atomically((fs::path(config.run_dir) / "config.json").string(),
+                        reinterpret_cast<const uint8_t*>(config_text.data()), config_text.size());
+
+  const int64_t batches = loader.batches_per_epoch();
+  log(detail::concat("training on ", config.device, ": ", loader.samples(), " ",
+                     config.synthetic_blur ? "sharp images (synthetic blur)" : "pairs", ", ",
+                     batches, " batches of ", config.batch_size, " x ", config.patch_size, "x",
+                     config.patch_size, " per epoch; validation: ", validation.blur.size(),
+                     " images, blurry input PSNR ", format_double(validation.input_psnr, 2),
+                     " dB, SSIM ", format_double(validation.input_ssim, 4)),
+      false);
+
+  TrainResult result;
+  const fs::path last_path = fs::path(config.checkpoint_dir) / "last.safetensors";
+  const auto run_start = std::chrono::steady_clock::now();
+  const int64_t first_step = state.step;
+  InterruptScope interrupt_scope;
+  EpochMetrics last_metrics;
+  for (; state.epoch < config.num_epochs; state.batch = 0) {
+    const int64_t epoch = state.epoch;
+    const double lr =
+        cpu::cosine_annealing_lr(config.learning_rate, config.eta_min, epoch, config.num_epochs);
+    loader.start_epoch(epoch, state.batch);
+    const auto epoch_start = std::chrono::steady_clock::now();
+    double loss_sum = 0.0;
+    int64_t loss_count = 0, images = 0;
+    Batch batch;
+    bool stop = false;
+    while (loader.next(batch)) {
+      model.zero_grad();
+      const Tensor x = batch.blur.to(device), target = batch.sharp.to(device);
+      const LossTerms terms = loss(model.forward(x), target);
+      terms.total.backward();
+      optimizer.step(lr);
+      ++state.step;
+      state.batch = batch.index + 1;
+      const double value = terms.total.item();
+      loss_sum += value;
+      ++loss_count;
+      images += x.n();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                           epoch_start).count();
+      const int64_t done = state.step - first_step;
+      const double per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                            run_start).count() / double(done);
+      const int64_t left = config.max_steps > 0
+                               ? config.max_steps - state.step
+                               : (config.num_epochs - epoch) * batches - state.batch;
+      const bool report = live || state.batch == batches || state.step % 50 == 0;
+      if (report)
+        log(detail::concat("epoch ", epoch + 1, "/", config.num_epochs, " step ", state.batch, "/",
+                           batches, "  loss ", format_double(value, 4), "  ",
+                           format_double(images / std::max(seconds, 1e-9), 1), " images/s  ETA ",
+                           format_duration(per_step * double(std::max<int64_t>(left, 0)))),
+            live);
+      if (terms.fell_back && loss.fallbacks() <= 3)
+        log(detail::concat("warning: MS-SSIM could not be computed (patches of ",
+                           config.patch_size, " need more than 160 pixels, or a non-finite "
+                           "value); the structure term is L1 for this batch (",
+                           loss.fallbacks(), " so far; counted in metrics.csv)"),
+            false);
+      // --max_steps ending an epoch lets its validation run first (below).
+      const bool steps_done = config.max_steps > 0 && state.step >= config.max_steps;
+      if (g_interrupted.load() || (steps_done && state.batch < batches)) {
+        stop = true;
+        break;
+      }
+    }
+    state.loss_fallbacks = loss.fallbacks();
+    if (stop) {
+      // An interrupted last batch saves batch == batches: a resumed run validates the epoch.
+      result.interrupted = g_interrupted.load();
+      save_checkpoint(last_path.string(), model, optimizer, config, state, last_metrics, lr);
+      log(detail::concat(result.interrupted ? "interrupted" : "--max_steps reached", " at step ",
+                         state.step, ": saved ", last_path.string(), " (resume with --resume ",
+                         last_path.string(), ")"),
+          false);
+      break;
+    }
+
+    EpochMetrics m = validate(model, validation, config, loss);
+    m.train_loss = loss_count > 0 ? loss_sum / double(loss_count) : 0.0;
+    last_metrics = m;
+    const double epoch_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    ++state.epoch;
+    const bool improved = m.psnr > state.best_psnr;
+    if (improved) {
+      const std::string name = detail::concat("best_model_epoch_", state.epoch, "_psnr_",
+                                              format_double(m.psnr, 2), ".safetensors");
+      const std::string path = (fs::path(config.checkpoint_dir) / name).string();
+      const std::string previous = state.best_path;
+      state.best_psnr = m.psnr;
+      state.best_ssim = m.ssim;
+      state.best_epoch = state.epoch;
+      state.best_path = path;
+      state.epochs_without_improvement = 0;
+      save_checkpoint(path, model, optimizer, config, state, m, lr);
+      if (!previous.empty() && previous != path) fs::remove(previous);
+    } else {
+      ++state.epochs_without_improvement;
+    }
+    state.batch = 0;
+    save_checkpoint(last_path.string(), model, optimizer, config, state, m, lr);
+    append_csv(fs::path(config.run_dir) / "metrics.csv",
+               detail::concat(state.epoch, ",", state.step, ",", format_double(lr, 10), ",",
+                              format_double(m.train_loss, 6), ",", format_double(m.val_loss, 6),
+                              ",", format_double(m.psnr, 4), ",", format_double(m.ssim, 5), ",",
+                              format_double(validation.input_psnr, 4), ",",
+                              format_double(validation.input_ssim, 5), ",", state.loss_fallbacks,
+                              ",", format_double(epoch_seconds, 1)));
+    plot_metrics((fs::path(config.run_dir) / "metrics.csv").string(),
+                 (fs::path(config.run_dir) / "metrics.png").string());
+    log(detail::concat("epoch ", state.epoch, "/", config.num_epochs, ": train loss ",
+                       format_double(m.train_loss, 4), ", val loss ",
+                       format_double(m.val_loss, 4), ", PSNR ", format_double(m.psnr, 2),
+                       " dB (input ", format_double(validation.input_psnr, 2), "), SSIM ",
+                       format_double(m.ssim, 4), " (input ",
+                       format_double(validation.input_ssim, 4), "), lr ",
+                       format_double(lr, 8), ", ", format_double(epoch_seconds, 1), " s",
+                       improved ? "  [best]" : ""),
+        false);
+    if (config.max_steps > 0 && state.step >= config.max_steps) {
+      log(detail::concat("--max_steps reached at step ", state.step, ": saved ",
+                         last_path.string()),
+          false);
+      break;
+    }
+    if (state.epochs_without_improvement >= config.patience) {
+      result.early_stopped = true;
+      log(detail::concat("early stop: no PSNR improvement in ", config.patience, " epochs"),
+          false);
+      break;
+    }
+  }
+  result.best_checkpoint = state.best_path;
+  result.best_psnr = state.best_psnr;
+  result.best_ssim = state.best_ssim;
+  result.best_epoch = state.best_epoch;
+  result.epochs_run = state.epoch;
+  result.steps = state.step;
+  if (!state.best_path.empty())
+    log(detail::concat("best: ", state.best_path, " (epoch ", state.best_epoch, ", PSNR ",
+                       format_double(state.best_psnr, 2), " dB, SSIM ",
+                       format_double(state.best_ssim, 4), ")"),
+        false);
+  return result;
+}
+
+}  // namespace deblur::train
