@@ -114,22 +114,31 @@ void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uin
   std::mt19937_64 rng(seed ^ 0x6a09e667f3bcc909ull);
   const double noise_sigma = 0.01 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   std::normal_distribution<float> noise(0.0f, static_cast<float>(noise_sigma));
-  std::vector<float> linear(static_cast<size_t>(patch * patch));
+  // Each plane in linear light, reflect-padded by r once, so every tap is a shifted row read.
+  const int64_t padded = patch + 2 * r;
+  std::vector<float> linear(static_cast<size_t>(padded * padded));
+  std::vector<float> sum(static_cast<size_t>(patch));
   for (int c = 0; c < 3; ++c) {
     const float* in = sharp + c * patch * patch;
     float* out = blur + c * patch * patch;
-    for (int64_t i = 0; i < patch * patch; ++i)
-      linear[static_cast<size_t>(i)] = std::pow(std::clamp((in[i] + 1.0f) * 0.5f, 0.0f, 1.0f), kGamma);
-    for (int64_t y = 0; y < patch; ++y)
+    for (int64_t y = 0; y < padded; ++y)
+      for (int64_t x = 0; x < padded; ++x) {
+        const float v = in[reflect(y - r, patch) * patch + reflect(x - r, patch)];
+        linear[static_cast<size_t>(y * padded + x)] =
+            std::pow(std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f), kGamma);
+      }
+    for (int64_t y = 0; y < patch; ++y) {
+      // Convolution (the kernel flipped): the light at (x, y) came from x - d along the path.
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (const Tap& t : taps) {
+        const float* src = &linear[static_cast<size_t>((y - t.dy + r) * padded + r - t.dx)];
+        for (int64_t x = 0; x < patch; ++x) sum[static_cast<size_t>(x)] += t.w * src[x];
+      }
       for (int64_t x = 0; x < patch; ++x) {
-        // Convolution (the kernel flipped): the light at (x, y) came from x - d along the path.
-        float sum = 0.0f;
-        for (const Tap& t : taps)
-          sum += t.w * linear[static_cast<size_t>(reflect(y - t.dy, patch) * patch +
-                                                  reflect(x - t.dx, patch))];
-        const float value = std::pow(sum, 1.0f / kGamma) + noise(rng);
+        const float value = std::pow(sum[static_cast<size_t>(x)], 1.0f / kGamma) + noise(rng);
         out[y * patch + x] = std::clamp(value, 0.0f, 1.0f) * 2.0f - 1.0f;
       }
+    }
   }
 }
 
