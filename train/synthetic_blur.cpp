@@ -95,10 +95,11 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
   return kernel;
 }
 
-void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed) {
-  int64_t max_size = std::clamp<int64_t>(patch / 8, 3, 31);
-  max_size += 1 - max_size % 2;
-  const BlurKernel kernel = camera_shake_kernel(seed, max_size);
+void apply_camera_shake(const float* sharp, float* blur, int64_t width, int64_t height,
+                        int64_t max_kernel, uint64_t seed) {
+  DEBLUR_CHECK(width > 0 && height > 0, "apply_camera_shake: empty ", width, "x", height,
+               " image");
+  const BlurKernel kernel = camera_shake_kernel(seed, max_kernel);
   // Only the taps the trajectory touched: a shake kernel is a thin curve.
   struct Tap {
     int64_t dx, dy;
@@ -115,31 +116,37 @@ void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uin
   const double noise_sigma = 0.01 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   std::normal_distribution<float> noise(0.0f, static_cast<float>(noise_sigma));
   // Each plane in linear light, reflect-padded by r once, so every tap is a shifted row read.
-  const int64_t padded = patch + 2 * r;
-  std::vector<float> linear(static_cast<size_t>(padded * padded));
-  std::vector<float> sum(static_cast<size_t>(patch));
+  const int64_t pw = width + 2 * r, ph = height + 2 * r;
+  std::vector<float> linear(static_cast<size_t>(pw * ph));
+  std::vector<float> sum(static_cast<size_t>(width));
   for (int c = 0; c < 3; ++c) {
-    const float* in = sharp + c * patch * patch;
-    float* out = blur + c * patch * patch;
-    for (int64_t y = 0; y < padded; ++y)
-      for (int64_t x = 0; x < padded; ++x) {
-        const float v = in[reflect(y - r, patch) * patch + reflect(x - r, patch)];
-        linear[static_cast<size_t>(y * padded + x)] =
+    const float* in = sharp + c * width * height;
+    float* out = blur + c * width * height;
+    for (int64_t y = 0; y < ph; ++y)
+      for (int64_t x = 0; x < pw; ++x) {
+        const float v = in[reflect(y - r, height) * width + reflect(x - r, width)];
+        linear[static_cast<size_t>(y * pw + x)] =
             std::pow(std::clamp((v + 1.0f) * 0.5f, 0.0f, 1.0f), kGamma);
       }
-    for (int64_t y = 0; y < patch; ++y) {
+    for (int64_t y = 0; y < height; ++y) {
       // Convolution (the kernel flipped): the light at (x, y) came from x - d along the path.
       std::fill(sum.begin(), sum.end(), 0.0f);
       for (const Tap& t : taps) {
-        const float* src = &linear[static_cast<size_t>((y - t.dy + r) * padded + r - t.dx)];
-        for (int64_t x = 0; x < patch; ++x) sum[static_cast<size_t>(x)] += t.w * src[x];
+        const float* src = &linear[static_cast<size_t>((y - t.dy + r) * pw + r - t.dx)];
+        for (int64_t x = 0; x < width; ++x) sum[static_cast<size_t>(x)] += t.w * src[x];
       }
-      for (int64_t x = 0; x < patch; ++x) {
+      for (int64_t x = 0; x < width; ++x) {
         const float value = std::pow(sum[static_cast<size_t>(x)], 1.0f / kGamma) + noise(rng);
-        out[y * patch + x] = std::clamp(value, 0.0f, 1.0f) * 2.0f - 1.0f;
+        out[y * width + x] = std::clamp(value, 0.0f, 1.0f) * 2.0f - 1.0f;
       }
     }
   }
+}
+
+void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed) {
+  int64_t max_kernel = std::clamp<int64_t>(patch / 8, 3, 31);
+  max_kernel += 1 - max_kernel % 2;
+  apply_camera_shake(sharp, blur, patch, patch, max_kernel, seed);
 }
 
 }  // namespace deblur::train

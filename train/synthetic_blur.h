@@ -25,9 +25,15 @@ struct BlurKernel {
 // A camera-shake kernel of at most max_size x max_size (odd, >= 3) from `seed`.
 BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size);
 
-// blur = shake(sharp) + noise for one [3, patch, patch] patch in [-1, 1] (SynthesizeBlur's
+// blur = shake(sharp) + noise for a [3, height, width] image in [-1, 1], with a kernel of at
+// most max_kernel x max_kernel (odd, >= 3); the noise's standard deviation is drawn in
+// [0, 0.01] of the [0, 1] range.
+void apply_camera_shake(const float* sharp, float* blur, int64_t width, int64_t height,
+                        int64_t max_kernel, uint64_t seed);
+
+// apply_camera_shake on one [3, patch, patch] patch in [-1, 1] (SynthesizeBlur's
 // signature, train/loader.h): the kernel's largest size grows with the patch (patch / 8, at
-// most 31), the noise's standard deviation is drawn in [0, 0.01] of the [0, 1] range.
+// most 31).
 void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed);
 
 }  // namespace deblur::train
