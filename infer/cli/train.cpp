@@ -49,6 +49,8 @@ constexpr const char* kHelp =
     "  --max_steps 0                stop after this many optimizer steps (0: no limit)\n"
     "  --threads N                  CPU threads (default: all cores)\n"
     "  --val_tile 512               validation tile side (0: whole images)\n"
+    "  --base 32                    first-level channels (the reference model's 32; a narrower\n"
+    "                               network trains faster but deblur infer loads only 32)\n"
     "output:\n"
     "  --registered_model_name deblur_unet   the run's name\n"
     "  --checkpoint_dir checkpoints  best_model_epoch_{E}_psnr_{P}.safetensors (best only)\n"
@@ -81,7 +83,7 @@ int run_train(int argc, char** argv) {
                    "num_epochs", "learning_rate", "patience", "device", "patch_size",
                    "weight_decay", "clip", "eta_min", "alpha", "beta", "seed_msssim", "seed",
                    "workers", "checkpoint_dir", "run_dir", "resume", "max_steps",
-                   "synthetic_blur", "skip_bad", "threads", "val_tile"});
+                   "synthetic_blur", "skip_bad", "threads", "val_tile", "base"});
   train::TrainConfig c;
   c.train_data = args.get("train_data", "");
   c.test_data = args.get("test_data", "");
@@ -110,6 +112,9 @@ int run_train(int argc, char** argv) {
   c.skip_bad = args.has("skip_bad");
   c.threads = static_cast<int>(args.get_int("threads", 0));
   c.val_tile = args.get_int("val_tile", c.val_tile);
+  c.base = args.get_int("base", c.base);
+  DEBLUR_CHECK(c.base >= 8 && c.base % 8 == 0, "--base must be a positive multiple of 8 (GroupNorm's "
+               "8 groups), got ", c.base);
   DEBLUR_CHECK(c.patience > 0, "--patience must be positive, got ", c.patience);
   DEBLUR_CHECK(c.val_tile >= 0 && c.val_tile % 16 == 0,
                "--val_tile must be 0 or a positive multiple of 16, got ", c.val_tile);
