@@ -15,7 +15,6 @@ stream 1000 + k; see make_fixtures.py, whose helpers this imports), and runs in 
 Pixels: p / 127.5 - 1 in, round((clamp(y, -1, 1) + 1) * 127.5) out (halves rounded up).
 """
 import argparse
-import math
 import os
 
 import numpy as np
@@ -40,17 +39,7 @@ def test_card():
 def load_model(reference_path):
     reference = mf.load_reference(reference_path)
     model = reference.DeblurUNet().double().eval()
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        for k, (name, p) in enumerate(model.state_dict().items()):
-            owner, kind = modules[name.rsplit(".", 1)[0]], name.rsplit(".", 1)[1]
-            if isinstance(owner, torch.nn.Conv2d):
-                w = owner.weight
-                scale, offset = 1.0 / math.sqrt(w.shape[1] * w.shape[2] * w.shape[3]), 0.0
-            else:
-                scale, offset = 0.2, (1.0 if kind == "weight" else 0.0)
-            values = mf.fixture_symmetric(1000 + k, p.numel(), scale, offset)
-            p.copy_(torch.from_numpy(values).double().reshape(p.shape))
+    mf.set_fixture_weights(model)
     return model
 
 

@@ -311,6 +311,22 @@ def load_reference(path):
     return module
 
 
+def set_fixture_weights(model):
+    """Every parameter of a reference DeblurUNet (any base) in the unet.safetensors scheme:
+    parameter k of state_dict() order from stream 1000 + k (make_unet documents it)."""
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for k, (name, p) in enumerate(model.state_dict().items()):
+            owner, kind = modules[name.rsplit(".", 1)[0]], name.rsplit(".", 1)[1]
+            if isinstance(owner, torch.nn.Conv2d):
+                w = owner.weight
+                scale, offset = 1.0 / math.sqrt(w.shape[1] * w.shape[2] * w.shape[3]), 0.0
+            else:
+                scale, offset = 0.2, (1.0 if kind == "weight" else 0.0)
+            values = fixture_symmetric(1000 + k, p.numel(), scale, offset)
+            p.copy_(torch.from_numpy(values).to(p.dtype).reshape(p.shape))
+
+
 def sample_indices(numel):
     m = min(numel, SAMPLE_M)
     return torch.tensor([j * numel // m for j in range(m)], dtype=torch.int64)

@@ -21,7 +21,6 @@ strings in the metadata (exact float64), and per parameter grad.<name>.norm and
 grad.<name>.sample (values at flat indices floor(j * numel / m), m = min(numel, 64)) as F32.
 """
 import argparse
-import math
 import os
 import sys
 
@@ -38,20 +37,6 @@ X_STREAM, TARGET_STREAM = 7, 8
 ALPHA, BETA = 0.84, 0.16
 LR, BETAS, EPS, WEIGHT_DECAY, MAX_NORM = 2e-4, (0.9, 0.999), 1e-8, 1e-4, 1.0
 SAMPLES = 64
-
-
-def set_fixture_weights(model):
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        for k, (name, p) in enumerate(model.state_dict().items()):
-            owner, kind = modules[name.rsplit(".", 1)[0]], name.rsplit(".", 1)[1]
-            if isinstance(owner, torch.nn.Conv2d):
-                w = owner.weight
-                scale, offset = 1.0 / math.sqrt(w.shape[1] * w.shape[2] * w.shape[3]), 0.0
-            else:
-                scale, offset = 0.2, (1.0 if kind == "weight" else 0.0)
-            values = mf.fixture_symmetric(1000 + k, p.numel(), scale, offset)
-            p.copy_(torch.from_numpy(values).double().reshape(p.shape))
 
 
 def combined_loss(pred, target, seed_form=False):
@@ -74,7 +59,7 @@ def main():
     reference = mf.load_reference(os.path.abspath(args.reference))
 
     model = reference.DeblurUNet(base=BASE).double()
-    set_fixture_weights(model)
+    mf.set_fixture_weights(model)
     n = BATCH * 3 * SIDE * SIDE
     shape = (BATCH, 3, SIDE, SIDE)
     x = torch.from_numpy(mf.fixture_symmetric(X_STREAM, n, 1.0)).double().reshape(shape)

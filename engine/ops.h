@@ -19,6 +19,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias);
 // optionally followed by ReLU in the same pass.
 Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
                   float eps = 1e-5f, bool fuse_relu = false);
+// The same, written into `out` (x's shape and device, no autograd history; e.g. a channel slice
+// of a concat_into buffer). Returns a handle to out's memory carrying the op.
+Tensor group_norm_into(const Tensor& out, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                       int groups, float eps = 1e-5f, bool fuse_relu = false);
 
 // --- engine/ops/pointwise.cpp
 Tensor relu(const Tensor& x);

@@ -1,6 +1,8 @@
 // Block and DeblurUNet: registration in the reference module's order, and the forward pass.
 #include "layers/deblur_unet.h"
 
+#include <vector>
+
 #include "engine/check.h"
 #include "engine/ops.h"
 
@@ -17,9 +19,9 @@ Block::Block(int64_t in_channels, int64_t out_channels, int groups)
   register_module("norm2", norm2_);
 }
 
-Tensor Block::forward(const Tensor& x) const {
+Tensor Block::forward(const Tensor& x, const Tensor& out) const {
   Tensor h = norm1_.forward(conv1_.forward(x), /*fuse_relu=*/true);
-  return norm2_.forward(conv2_.forward(h), /*fuse_relu=*/true);
+  return norm2_.forward(conv2_.forward(h), /*fuse_relu=*/true, out);
 }
 
 DeblurUNet::DeblurUNet(int64_t base, uint64_t seed)
@@ -78,12 +80,9 @@ int64_t DeblurUNet::forward_macs(int64_t height, int64_t width) const {
   return macs;
 }
 
-Tensor DeblurUNet::up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip) const {
-  // cat([conv(upsample(x)), skip]) with no concat copy of the up path: the fused upsample-conv
-  // (no upsampled tensor either) writes its channels of the concat buffer in place. The skip,
-  // made long before by the encoder's GroupNorm, is copied into the other half.
+Tensor DeblurUNet::up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip,
+                             const Tensor& buffer) const {
   const int64_t up_c = conv.weight().n();
-  Tensor buffer = Tensor::empty({skip.n(), up_c + skip.c(), skip.h(), skip.w()}, skip.device());
   Tensor u = upsample_conv2d(x, conv.weight(), conv.bias(), buffer.channel_slice(0, up_c));
   return concat_into(buffer, u, skip);
 }
@@ -92,15 +91,26 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   DEBLUR_CHECK(x.c() == 3, "DeblurUNet: input ", x.shape().str(), " must have 3 channels");
   DEBLUR_CHECK(x.h() % 16 == 0 && x.w() % 16 == 0 && x.h() > 0 && x.w() > 0, "DeblurUNet: input ",
                x.shape().str(), " needs height and width that are multiples of 16");
-  Tensor e1 = enc1_.forward(x);
-  Tensor e2 = enc2_.forward(max_pool2d(e1));
-  Tensor e3 = enc3_.forward(max_pool2d(e2));
-  Tensor e4 = enc4_.forward(max_pool2d(e3));
+  // The decoder's concat buffers come first, so that each encoder block writes its output (the
+  // skip connection) straight into the upper half of the buffer its decoder reads, and the up
+  // path's conv the lower half: no concat copies anything.
+  std::vector<Tensor> cat;
+  for (int level = 0; level < 4; ++level)
+    cat.push_back(Tensor::empty({x.n(), 2 * (base_ << level), x.h() >> level, x.w() >> level},
+                                x.device()));
+  auto skip = [&](int level) {
+    const int64_t half = cat[level].c() / 2;
+    return cat[level].channel_slice(half, half);
+  };
+  Tensor e1 = enc1_.forward(x, skip(0));
+  Tensor e2 = enc2_.forward(max_pool2d(e1), skip(1));
+  Tensor e3 = enc3_.forward(max_pool2d(e2), skip(2));
+  Tensor e4 = enc4_.forward(max_pool2d(e3), skip(3));
   Tensor b = bottleneck_.forward(max_pool2d(e4));
-  Tensor d4 = dec4_.forward(up_concat(up4_, b, e4));
-  Tensor d3 = dec3_.forward(up_concat(up3_, d4, e3));
-  Tensor d2 = dec2_.forward(up_concat(up2_, d3, e2));
-  Tensor d1 = dec1_.forward(up_concat(up1_, d2, e1));
+  Tensor d4 = dec4_.forward(up_concat(up4_, b, e4, cat[3]));
+  Tensor d3 = dec3_.forward(up_concat(up3_, d4, e3, cat[2]));
+  Tensor d2 = dec2_.forward(up_concat(up2_, d3, e2, cat[1]));
+  Tensor d1 = dec1_.forward(up_concat(up1_, d2, e1, cat[0]));
   return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
 }
 

@@ -15,7 +15,9 @@ namespace deblur {
 class Block : public Module {
  public:
   Block(int64_t in_channels, int64_t out_channels, int groups = 8);
-  Tensor forward(const Tensor& x) const;
+  // With `out` defined (a fresh [N, out_channels, H, W] view), the block writes its result
+  // there: how an encoder block puts its skip straight into the decoder's concat buffer.
+  Tensor forward(const Tensor& x, const Tensor& out = Tensor()) const;
 
  private:
   Conv2d conv1_;
@@ -37,9 +39,11 @@ class DeblurUNet : public Module {
   int64_t forward_macs(int64_t height, int64_t width) const;
 
  private:
-  // cat([conv(upsample_bilinear2x(x)), skip]) on channels: the fused upsample_conv2d writing
-  // into the concat buffer in place (concat_into).
-  Tensor up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip) const;
+  // cat([conv(upsample_bilinear2x(x)), skip]) on channels in `buffer` with nothing copied: the
+  // fused upsample_conv2d writes the lower channels, the encoder already wrote `skip` (a view of
+  // the upper ones), and concat_into joins the two for autograd.
+  Tensor up_concat(const Conv2d& conv, const Tensor& x, const Tensor& skip,
+                   const Tensor& buffer) const;
 
   int64_t base_;
 

@@ -13,7 +13,8 @@ GroupNorm::GroupNorm(int groups, int64_t channels, float eps)
       weight_(register_parameter("weight", {channels, 1, 1, 1}, {channels})),
       bias_(register_parameter("bias", {channels, 1, 1, 1}, {channels})) {}
 
-Tensor GroupNorm::forward(const Tensor& x, bool fuse_relu) const {
+Tensor GroupNorm::forward(const Tensor& x, bool fuse_relu, const Tensor& out) const {
+  if (out.defined()) return group_norm_into(out, x, weight_, bias_, groups_, eps_, fuse_relu);
   return group_norm(x, weight_, bias_, groups_, eps_, fuse_relu);
 }
 

@@ -60,3 +60,38 @@ TEST_CASE("group_norm normalises each group", "[group_norm]") {
                                Tensor::zeros({6, 1, 1, 1}), 4),
                     Catch::Contains("6 channels") && Catch::Contains("4 groups"));
 }
+
+TEST_CASE("group_norm_into writes a buffer's channel slice and backpropagates as group_norm",
+          "[group_norm]") {
+  // Fresh leaves per run (same values), so each run's gradients start from zero.
+  struct Leaves {
+    Tensor x, gamma, beta;
+  };
+  auto leaves = [] {
+    Leaves l{random_tensor({2, 8, 5, 3}, 41, -2, 3), random_tensor({8, 1, 1, 1}, 42, 0.5, 1.5),
+             random_tensor({8, 1, 1, 1}, 43)};
+    l.x.set_requires_grad(true), l.gamma.set_requires_grad(true), l.beta.set_requires_grad(true);
+    return l;
+  };
+  const Tensor grad_y = random_tensor({2, 8, 5, 3}, 44);
+
+  const Leaves a = leaves();
+  const Tensor fresh = group_norm(a.x, a.gamma, a.beta, 4, 1e-5f, /*fuse_relu=*/true);
+  fresh.backward(grad_y);
+
+  const Leaves b = leaves();
+  Tensor buffer = Tensor::full({2, 11, 5, 3}, 7.0f);
+  const Tensor in_place = group_norm_into(buffer.channel_slice(2, 8), b.x, b.gamma, b.beta, 4,
+                                          1e-5f, /*fuse_relu=*/true);
+  CHECK(in_place.data() == buffer.channel_slice(2, 8).data());
+  CHECK(buffer.channel_slice(2, 8).to_vector() == fresh.to_vector());
+  for (float v : buffer.channel_slice(0, 2).to_vector()) CHECK(v == 7.0f);  // untouched
+  for (float v : buffer.channel_slice(10, 1).to_vector()) CHECK(v == 7.0f);
+  in_place.backward(grad_y);
+  CHECK(b.x.grad().to_vector() == a.x.grad().to_vector());
+  CHECK(b.gamma.grad().to_vector() == a.gamma.grad().to_vector());
+  CHECK(b.beta.grad().to_vector() == a.beta.grad().to_vector());
+
+  CHECK_THROWS_WITH(group_norm_into(buffer.channel_slice(0, 4), b.x, b.gamma, b.beta, 4),
+                    Catch::Contains("out [2, 4, 5, 3] must be [2, 8, 5, 3]"));
+}

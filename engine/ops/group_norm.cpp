@@ -10,18 +10,12 @@
 
 namespace deblur {
 
-Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps,
-                  bool fuse_relu) {
-  Device device = common_device("group_norm", {x, gamma, beta});
-  DEBLUR_CHECK(groups > 0 && x.c() % groups == 0, "group_norm: ", x.c(),
-               " channels do not split into ", groups, " groups (input ", x.shape().str(), ")");
-  DEBLUR_CHECK(gamma.numel() == x.c() && beta.numel() == x.c() && gamma.is_contiguous() &&
-                   beta.is_contiguous(),
-               "group_norm: gamma ", gamma.shape().str(), " and beta ", beta.shape().str(),
-               " must be ", x.c(), " contiguous values each, for input ", x.shape().str());
-  DEBLUR_CHECK(eps > 0, "group_norm: eps must be positive, got ", eps);
-  check_backend("group_norm", device);
-  Tensor y = Tensor::empty(x.shape(), device);
+namespace {
+
+// The op proper: writes y (fresh, or a view of a caller's buffer) and records the backward on it.
+Tensor group_norm_to(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
+                     float eps, bool fuse_relu, Tensor y) {
+  const Device device = y.device();
   Tensor stats = Tensor::empty({2, x.n() * groups, 1, 1}, device);  // mean, rstd
   float* mean = stats.data();
   float* rstd = stats.data() + x.n() * groups;
@@ -64,6 +58,38 @@ Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int 
            });
   }
   return y;
+}
+
+Device check_arguments(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups,
+                       float eps) {
+  const Device device = common_device("group_norm", {x, gamma, beta});
+  DEBLUR_CHECK(groups > 0 && x.c() % groups == 0, "group_norm: ", x.c(),
+               " channels do not split into ", groups, " groups (input ", x.shape().str(), ")");
+  DEBLUR_CHECK(gamma.numel() == x.c() && beta.numel() == x.c() && gamma.is_contiguous() &&
+                   beta.is_contiguous(),
+               "group_norm: gamma ", gamma.shape().str(), " and beta ", beta.shape().str(),
+               " must be ", x.c(), " contiguous values each, for input ", x.shape().str());
+  DEBLUR_CHECK(eps > 0, "group_norm: eps must be positive, got ", eps);
+  check_backend("group_norm", device);
+  return device;
+}
+
+}  // namespace
+
+Tensor group_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, int groups, float eps,
+                  bool fuse_relu) {
+  const Device device = check_arguments(x, gamma, beta, groups, eps);
+  return group_norm_to(x, gamma, beta, groups, eps, fuse_relu, Tensor::empty(x.shape(), device));
+}
+
+Tensor group_norm_into(const Tensor& out, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                       int groups, float eps, bool fuse_relu) {
+  const Device device = check_arguments(x, gamma, beta, groups, eps);
+  DEBLUR_CHECK(out.shape() == x.shape() && out.device() == device, "group_norm: out ",
+               out.shape().str(), " must be ", x.shape().str(), " on the input's device");
+  DEBLUR_CHECK(!out.requires_grad(), "group_norm: out must be a fresh buffer with no autograd "
+               "history");
+  return group_norm_to(x, gamma, beta, groups, eps, fuse_relu, out.detach());
 }
 
 }  // namespace deblur

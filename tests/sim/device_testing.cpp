@@ -1,6 +1,7 @@
 // Helpers shared by the device-agnostic kernel tests (see device_testing.h).
 #include "tests/sim/device_testing.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -58,6 +59,26 @@ bool close_or_both_nan(std::vector<float> actual, std::vector<float> ref, double
       actual[i] = ref[i] = 0.0f;
     }
   return expect_close(actual, ref, 0.0, rtol, what);
+}
+
+EngineRun run_engine_op(Device device, const std::vector<Shape>& shapes, const EngineOpFn& op,
+                        uint64_t seed) {
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    Tensor t = random_tensor(shapes[i], seed + i).to(device);
+    t.set_requires_grad(true);
+    inputs.push_back(t);
+  }
+  Tensor y = op(inputs);
+  REQUIRE(y.device() == device);
+  y.backward(random_tensor(y.shape(), seed + 100).to(device));
+  EngineRun run{y.to_vector(), {}};
+  for (const Tensor& t : inputs) {
+    REQUIRE(t.grad().defined());
+    REQUIRE(t.grad().device() == device);
+    run.grads.push_back(t.grad().to_vector());
+  }
+  return run;
 }
 
 }  // namespace deblur::testing

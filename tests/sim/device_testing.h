@@ -1,10 +1,12 @@
 // Helpers shared by the device-agnostic kernel tests (tests/sim/test_sim_*.cpp built into both
 // deblur_sim_tests and deblur_gpu_tests): float's unit roundoff, a host tensor seen through a
 // (possibly channel-sliced) view, random fills, and the bitwise and NaN-aware comparisons
-// next to testing::expect_close. Host-side only: nothing here depends on the simulator.
+// next to testing::expect_close; and an engine op run through autograd on a device. Host-side
+// only: nothing here depends on the simulator.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,5 +55,17 @@ bool expect_identical(const std::vector<float>& actual, const std::vector<float>
 // NaN where ref is NaN (then set to 0 on both sides) and within rtol elsewhere.
 bool close_or_both_nan(std::vector<float> actual, std::vector<float> ref, double rtol,
                        const std::string& what);
+
+// An engine op through autograd on one device: its output and every input's gradient.
+using EngineOpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+struct EngineRun {
+  std::vector<float> output;
+  std::vector<std::vector<float>> grads;  // per input
+};
+// op(inputs) on `device`, inputs random_tensor(shapes[i], seed + i) requiring grad, then
+// backward seeded with random_tensor(output shape, seed + 100); results copied to the host.
+// Fails the test (REQUIRE) when the output or a gradient is missing or on another device.
+EngineRun run_engine_op(Device device, const std::vector<Shape>& shapes, const EngineOpFn& op,
+                        uint64_t seed);
 
 }  // namespace deblur::testing

@@ -18,6 +18,7 @@
 #include "engine/cuda_allocator.h"
 #include "engine/ops.h"
 #include "layers/deblur_unet.h"
+#include "tests/sim/device_testing.h"
 #include "tests/testing.h"
 
 namespace deblur {
@@ -30,38 +31,14 @@ using testing::relative_l2;
 constexpr double kExactTol = 1e-6;   // one rounding apart, at most
 constexpr double kReduceTol = 1e-5;  // a different summation order (file comment)
 
-using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
+using OpFn = testing::EngineOpFn;
+using testing::EngineRun;
 
-struct Run {
-  std::vector<float> output;
-  std::vector<std::vector<float>> grads;  // per input
-};
-
-// op(inputs) on `device` from the same host values, then backward seeded with a fixed random
-// gradient of the output's shape; results copied back to the host.
-Run run_on(Device device, const std::vector<Shape>& shapes, const OpFn& op, uint64_t seed) {
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    Tensor t = random_tensor(shapes[i], seed + i).to(device);
-    t.set_requires_grad(true);
-    inputs.push_back(t);
-  }
-  Tensor y = op(inputs);
-  REQUIRE(y.device() == device);
-  y.backward(random_tensor(y.shape(), seed + 100).to(device));
-  Run run{y.to_vector(), {}};
-  for (const Tensor& t : inputs) {
-    REQUIRE(t.grad().defined());
-    REQUIRE(t.grad().device() == device);
-    run.grads.push_back(t.grad().to_vector());
-  }
-  return run;
-}
 
 void check_op(const std::string& name, const std::vector<Shape>& shapes, const OpFn& op,
               double tol, uint64_t seed = 7) {
-  const Run cpu = run_on(Device::CPU, shapes, op, seed);
-  const Run gpu = run_on(Device::CUDA, shapes, op, seed);
+  const EngineRun cpu = testing::run_engine_op(Device::CPU, shapes, op, seed);
+  const EngineRun gpu = testing::run_engine_op(Device::CUDA, shapes, op, seed);
   CHECK(expect_close(gpu.output, cpu.output, tol, tol, name + " forward"));
   for (size_t i = 0; i < shapes.size(); ++i)
     CHECK(expect_close(gpu.grads[i], cpu.grads[i], tol, tol,

@@ -145,36 +145,15 @@ TEST_CASE("cuda upsample_conv2d matches the cpu on channel tails, several tiles 
 
 constexpr double kReduceTol = 1e-5;  // sums in other orders, O(1) values (test_sim_engine.cpp)
 
-struct Run {
-  std::vector<float> output;
-  std::vector<std::vector<float>> grads;
-};
+using OpFn = testing::EngineOpFn;
+using testing::EngineRun;
 
-using OpFn = std::function<Tensor(const std::vector<Tensor>&)>;
-
-Run run_on(Device device, const std::vector<Shape>& shapes, const OpFn& op, uint64_t seed) {
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    Tensor t = random_tensor(shapes[i], seed + i).to(device);
-    t.set_requires_grad(true);
-    inputs.push_back(t);
-  }
-  Tensor y = op(inputs);
-  REQUIRE(y.device() == device);
-  y.backward(random_tensor(y.shape(), seed + 100).to(device));
-  Run run{y.to_vector(), {}};
-  for (const Tensor& t : inputs) {
-    REQUIRE(t.grad().defined());
-    run.grads.push_back(t.grad().to_vector());
-  }
-  return run;
-}
 
 // op on CUDA against ref (the same function, or the unfused ops) on the CPU.
 void check_engine(const std::string& name, const std::vector<Shape>& shapes, const OpFn& op,
                   const OpFn& ref, uint64_t seed = 31) {
-  const Run cpu = run_on(Device::CPU, shapes, ref, seed);
-  const Run gpu = run_on(Device::CUDA, shapes, op, seed);
+  const EngineRun cpu = testing::run_engine_op(Device::CPU, shapes, ref, seed);
+  const EngineRun gpu = testing::run_engine_op(Device::CUDA, shapes, op, seed);
   CHECK(expect_close(gpu.output, cpu.output, kReduceTol, kReduceTol, name + " forward"));
   for (size_t i = 0; i < shapes.size(); ++i)
     CHECK(expect_close(gpu.grads[i], cpu.grads[i], kReduceTol, kReduceTol,
