@@ -32,9 +32,9 @@ std::string shell_quoted(const fs::path& path) {
   return text + "'";
 }
 
-CliRun run_cli(const std::string& arguments) {
+CliRun run_cli(const std::string& arguments, const std::string& launcher) {
   ScratchDir capture;
-  const std::string command = shell_quoted(DEBLUR_CLI) + " " + arguments + " >" +
+  const std::string command = launcher + " " + shell_quoted(DEBLUR_CLI) + " " + arguments + " >" +
                               shell_quoted(capture / "out") + " 2>" + shell_quoted(capture / "err") +
                               " </dev/null";
   const int status = std::system(command.c_str());

@@ -13,8 +13,9 @@ struct CliRun {
 };
 
 // Runs DEBLUR_CLI (the binary CMake built) with `arguments`, which the shell splits: quote paths
-// with shell_quoted().
-CliRun run_cli(const std::string& arguments);
+// with shell_quoted(). `launcher`, when given, is a command line that runs it (e.g. "timeout
+// --preserve-status -s INT 5" to interrupt it).
+CliRun run_cli(const std::string& arguments, const std::string& launcher = "");
 std::string shell_quoted(const std::filesystem::path& path);
 
 // A fresh empty folder under the system temp directory, removed with everything in it when the

@@ -183,6 +183,27 @@ TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[traine
   }
 }
 
+TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and exits 130",
+          "[trainer][cli]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 3, 40, 36);
+  write_dataset(dir / "val", 1, 48, 40);
+  // Endless (1000 epochs) until SIGINT arrives 3 s in; the handler is installed before anything
+  // else the trainer does, so the signal always finds it.
+  const testing::CliRun run = testing::run_cli(
+      "train --train_data " + testing::shell_quoted(dir / "train") + " --test_data " +
+          testing::shell_quoted(dir / "val") + " --base 8 --batch_size 2 --patch_size 32 "
+          "--num_epochs 1000 --workers 1 --threads 2 --val_tile 0 --checkpoint_dir " +
+          testing::shell_quoted(dir / "ck") + " --run_dir " + testing::shell_quoted(dir / "run"),
+      "timeout --preserve-status -s INT 3");
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 130);
+  CHECK_THAT(run.out, Catch::Contains("interrupted at step"));
+  const SafetensorsFile last = read_safetensors((dir / "ck" / "last.safetensors").string());
+  CHECK(std::stoll(last.metadata.at("step")) >= 1);
+  CHECK(last.find("optimizer.exp_avg.final.bias") != nullptr);
+}
+
 TEST_CASE("camera-shake blur: normalised thin kernels, deterministic, blurs a patch",
           "[trainer][synthetic_blur]") {
   for (uint64_t seed = 0; seed < 20; ++seed) {

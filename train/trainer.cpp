@@ -271,6 +271,9 @@ std::string config_json(const TrainConfig& c) {
 }
 
 TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log) {
+  // Ctrl-C from the start: during the checks and set-up it stops the run before its first step,
+  // saving last.safetensors like any other interruption.
+  InterruptScope interrupt_scope;
   TrainConfig config = input_config;
   if (config.run_dir.empty()) config.run_dir = "runs/" + config.registered_model_name;
   // On a terminal, one live progress line rewritten in place; otherwise plain lines.
@@ -346,7 +349,6 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
   const fs::path last_path = fs::path(config.checkpoint_dir) / "last.safetensors";
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
-  InterruptScope interrupt_scope;
   EpochMetrics last_metrics;
   for (; state.epoch < config.num_epochs; state.batch = 0) {
     const int64_t epoch = state.epoch;
