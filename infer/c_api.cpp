@@ -17,7 +17,7 @@
 // Read-only after load: runs share it without locks, which relies on DeblurUNet::forward keeping
 // no mutable state of its own (tests/test_c_api.cpp runs one model from several threads).
 struct deblur_model {
-  deblur::DeblurUNet net;
+  std::unique_ptr<deblur::DeblurUNet> net;
 };
 
 namespace {
@@ -97,7 +97,7 @@ deblur_model* deblur_model_load(const char* path) {
   return guarded("deblur_model_load", static_cast<deblur_model*>(nullptr), [&] {
     DEBLUR_CHECK(path, "the path is NULL");
     auto model = std::make_unique<deblur_model>();
-    model->net.load_state(std::string(path));
+    model->net = deblur::load_deblur_unet(std::string(path));
     return model.release();
   });
 }
@@ -122,7 +122,7 @@ int deblur_run_rgb8(deblur_model* model, const unsigned char* rgb, int width, in
 
     ThreadCountScope threads(opts.threads);
     // Checks tile and overlap before any pixel is copied.
-    const deblur::Predictor predictor(model->net, {opts.tile, opts.overlap});
+    const deblur::Predictor predictor(*model->net, {opts.tile, opts.overlap});
 
     // The whole input is copied out before any output is written, which makes in-place safe.
     deblur::Image in = deblur::make_image(width, height, 3, 8);

@@ -114,4 +114,27 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
 }
 
+std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file,
+                                             const std::string& source) {
+  SafetensorsFile weights;
+  weights.metadata = file.metadata;
+  for (const TensorRecord& record : file.tensors)
+    if (record.name.rfind("optimizer.", 0) != 0) weights.tensors.push_back(record);
+  int64_t base = 32;
+  if (const TensorRecord* first = weights.find("enc1.conv1.weight");
+      first && first->shape.size() == 4 && first->shape[1] == 3) {
+    base = first->shape[0];
+    DEBLUR_CHECK(base >= 8 && base % 8 == 0, source, ": enc1.conv1.weight is ",
+                 shape_string(first->shape), ", a width of ", base,
+                 " channels; DeblurUNet needs a positive multiple of 8 (GroupNorm's 8 groups)");
+  }
+  auto model = std::make_unique<DeblurUNet>(base);
+  model->load_state(weights, source);
+  return model;
+}
+
+std::unique_ptr<DeblurUNet> load_deblur_unet(const std::string& path) {
+  return load_deblur_unet(read_safetensors(path), path);
+}
+
 }  // namespace deblur

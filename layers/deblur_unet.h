@@ -7,6 +7,10 @@
 // Input and output: [N, 3, H, W] in [-1, 1], H and W multiples of 16.
 #pragma once
 
+#include <memory>
+#include <string>
+
+#include "engine/safetensors.h"
 #include "layers/conv2d.h"
 #include "layers/group_norm.h"
 
@@ -58,5 +62,12 @@ class DeblurUNet : public Module {
   Block dec1_;
   Conv2d final_;
 };
+
+// A DeblurUNet from a model file or a `deblur train` checkpoint: its width is read off
+// enc1.conv1.weight ([base, 3, 3, 3]; 32 for the reference model), a checkpoint's optimizer
+// state (tensors named "optimizer.*") is skipped, and every other tensor must match the
+// reference names and shapes (the error lists each mismatch and names `source`).
+std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file, const std::string& source);
+std::unique_ptr<DeblurUNet> load_deblur_unet(const std::string& path);
 
 }  // namespace deblur

@@ -185,10 +185,20 @@ TEST_CASE("C API: a missing or mismatched model file is NULL and a message namin
   CHECK(deblur_model_load(missing.c_str()) == nullptr);
   CHECK_THAT(deblur_last_error(), Catch::Contains(missing));
 
-  const std::string small = (dir / "base16.safetensors").string();
-  DeblurUNet(16, 0).save_state(small);
-  CHECK(deblur_model_load(small.c_str()) == nullptr);
-  CHECK_THAT(deblur_last_error(), Catch::Contains(small) && Catch::Contains("does not match"));
+  const std::string broken = (dir / "no_final_bias.safetensors").string();
+  std::vector<TensorRecord> state = DeblurUNet(32, 0).state();
+  state.pop_back();  // final.bias
+  write_safetensors(broken, state);
+  CHECK(deblur_model_load(broken.c_str()) == nullptr);
+  CHECK_THAT(deblur_last_error(), Catch::Contains(broken) && Catch::Contains("does not match") &&
+                                      Catch::Contains("final.bias"));
+
+  // Another width of the same network loads: it is read off the file.
+  const std::string narrow = (dir / "base16.safetensors").string();
+  DeblurUNet(16, 0).save_state(narrow);
+  deblur_model* model16 = deblur_model_load(narrow.c_str());
+  CHECK(model16 != nullptr);
+  deblur_model_free(model16);
 
   CHECK(deblur_model_load(nullptr) == nullptr);
   CHECK_THAT(deblur_last_error(), Catch::Contains("NULL"));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,9 @@ TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken
   CHECK(best.metadata.at("epoch") == "1");
   CHECK(best.metadata.count("config") == 1);
   CHECK(best.find("enc1.conv1.weight") != nullptr);
+  // A checkpoint is also a model file: its width is read off it and the moments are skipped.
+  const std::unique_ptr<DeblurUNet> model = load_deblur_unet(a.best_checkpoint);
+  CHECK(model->parameters().front().value->n() == 8);
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.csv"));
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.png"));
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "config.json"));

@@ -35,7 +35,8 @@ const char* kHelp =
     "linear feather; images or tiles that are not multiples of 16 are reflection-padded and\n"
     "cropped back. Gray images come out gray; alpha is passed through.\n\n"
     "options:\n"
-    "  --model PATH       DeblurUNet weights, safetensors F32/F16/BF16 (required)\n"
+    "  --model PATH       DeblurUNet weights, safetensors F32/F16/BF16, or a deblur train\n"
+    "                     checkpoint (its optimizer state is skipped) (required)\n"
     "  --input PATH       image or folder (required)\n"
     "  --output PATH      image or folder (required)\n"
     "  --device cpu       cpu, or cuda (tiles run on the GPU; needs a CUDA build)\n"
@@ -151,10 +152,9 @@ int run_infer(int argc, char** argv) {
     inputs.push_back(input);
   }
 
-  DeblurUNet model;
-  model.load_state(model_path);
-  if (device == "cuda") model.to(Device::CUDA);
-  const Predictor predictor(model, options);
+  const std::unique_ptr<DeblurUNet> model = load_deblur_unet(model_path);
+  if (device == "cuda") model->to(Device::CUDA);
+  const Predictor predictor(*model, options);
   const Job job{predictor, max_pixels, quality, isatty(STDERR_FILENO) != 0};
 
   const auto start = std::chrono::steady_clock::now();

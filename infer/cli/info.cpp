@@ -49,11 +49,11 @@ int run_info(int argc, char** argv) {
   if (shown < file.tensors.size())
     std::printf("    ... %zu more (--all lists them)\n", file.tensors.size() - shown);
 
-  DeblurUNet model;
   try {
-    model.load_state(file, path);
-    std::printf("  DeblurUNet: loads (all %lld parameters match by name and shape)\n",
-                static_cast<long long>(model.parameter_count()));
+    const auto model = load_deblur_unet(file, path);
+    std::printf("  DeblurUNet (width %lld): loads (all %lld parameters match by name and shape)\n",
+                static_cast<long long>(model->parameters().front().value->n()),
+                static_cast<long long>(model->parameter_count()));
   } catch (const Error& e) {
     std::printf("  DeblurUNet: does not load\n%s\n", e.what());
   }
