@@ -103,6 +103,8 @@ struct RunState {
 
 struct EpochMetrics {
   double train_loss = 0.0, val_loss = 0.0, psnr = 0.0, ssim = 0.0;
+  double grad_norm = 0.0;      // mean global gradient norm before clipping
+  double images_per_s = 0.0;   // training samples over the epoch's training time
 };
 
 void save_checkpoint(const std::string& path, DeblurUNet& model, const AdamW& optimizer,
@@ -233,7 +235,7 @@ void append_csv(const fs::path& path, const std::string& row) {
   DEBLUR_CHECK(out, path.string(), ": cannot write");
   if (fresh)
     out << "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
-           "loss_fallbacks,seconds\n";
+           "loss_fallbacks,grad_norm,images_per_s,seconds\n";
   out << row << "\n";
   DEBLUR_CHECK(out.good(), path.string(), ": write failed");
 }
@@ -356,7 +358,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
         cpu::cosine_annealing_lr(config.learning_rate, config.eta_min, epoch, config.num_epochs);
     loader.start_epoch(epoch, state.batch);
     const auto epoch_start = std::chrono::steady_clock::now();
-    double loss_sum = 0.0;
+    double loss_sum = 0.0, grad_norm_sum = 0.0;
     int64_t loss_count = 0, images = 0;
     Batch batch;
     bool stop = false;
@@ -370,6 +372,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
       state.batch = batch.index + 1;
       const double value = terms.total.item();
       loss_sum += value;
+      grad_norm_sum += optimizer.last_grad_norm();
       ++loss_count;
       images += x.n();
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -412,8 +415,12 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
       break;
     }
 
+    const double train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     EpochMetrics m = validate(model, validation, config, loss);
     m.train_loss = loss_count > 0 ? loss_sum / double(loss_count) : 0.0;
+    m.grad_norm = loss_count > 0 ? grad_norm_sum / double(loss_count) : 0.0;
+    m.images_per_s = double(images) / std::max(train_seconds, 1e-9);
     last_metrics = m;
     const double epoch_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
@@ -442,7 +449,9 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                               ",", format_double(m.psnr, 4), ",", format_double(m.ssim, 5), ",",
                               format_double(validation.input_psnr, 4), ",",
                               format_double(validation.input_ssim, 5), ",", state.loss_fallbacks,
-                              ",", format_double(epoch_seconds, 1)));
+                              ",", format_double(m.grad_norm, 5), ",",
+                              format_double(m.images_per_s, 2), ",",
+                              format_double(epoch_seconds, 1)));
     plot_metrics((fs::path(config.run_dir) / "metrics.csv").string(),
                  (fs::path(config.run_dir) / "metrics.png").string());
     log(detail::concat("epoch ", state.epoch, "/", config.num_epochs, ": train loss ",
@@ -451,7 +460,9 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                        " dB (input ", format_double(validation.input_psnr, 2), "), SSIM ",
                        format_double(m.ssim, 4), " (input ",
                        format_double(validation.input_ssim, 4), "), lr ",
-                       format_double(lr, 8), ", ", format_double(epoch_seconds, 1), " s",
+                       format_double(lr, 8), ", grad norm ", format_double(m.grad_norm, 3), ", ",
+                       format_double(m.images_per_s, 1), " images/s, ",
+                       format_double(epoch_seconds, 1), " s",
                        improved ? "  [best]" : ""),
         false);
     if (config.max_steps > 0 && state.step >= config.max_steps) {
