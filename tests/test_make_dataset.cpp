@@ -39,7 +39,7 @@ TEST_CASE("deblur make-dataset writes train and val sets the trainer reads", "[c
   const auto run = run_cli(command + shell_quoted(dir / "out"));
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
-  CHECK_THAT(run.out, Catch::Contains("3 photos: 2 for training"));
+  CHECK_THAT(run.out, Catch::Contains("3 images: 2 for training"));
 
   const train::Dataset training = train::scan_pairs((dir / "out" / "train").string(), {});
   const train::Dataset validation = train::scan_pairs((dir / "out" / "val").string(), {});
@@ -67,6 +67,36 @@ TEST_CASE("deblur make-dataset writes train and val sets the trainer reads", "[c
                                " --val 3 --output " + shell_quoted(dir / "x"));
   CHECK(too_few.exit_code == 1);
   CHECK_THAT(too_few.err, Catch::Contains("would leave none for training"));
+}
+
+}  // namespace
+}  // namespace deblur
+
+namespace deblur {
+namespace {
+
+TEST_CASE("deblur make-dataset --procedural draws its own sharp images", "[cli][make_dataset]") {
+  testing::ScratchDir dir;
+  const auto run = testing::run_cli("make-dataset --procedural 3 --val 1 --copies 1 --size 64x48 "
+                                    "--max_kernel 5 --output " +
+                                    testing::shell_quoted(dir / "out"));
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  const train::Dataset training = train::scan_pairs((dir / "out" / "train").string(), {});
+  REQUIRE(training.pairs.size() == 2);
+  for (const train::ImagePair& pair : training.pairs) {
+    CHECK(pair.width == 64);
+    CHECK(pair.height == 48);
+    // Not flat: shapes and texture give the pixels a spread (a flat image has none).
+    const Image sharp = read_image(pair.sharp);
+    double sum = 0.0, sum2 = 0.0;
+    for (uint8_t v : sharp.data8) sum += v, sum2 += double(v) * v;
+    const double n = double(sharp.data8.size());
+    CHECK(std::sqrt(sum2 / n - (sum / n) * (sum / n)) > 20.0);
+  }
+  const auto both = testing::run_cli("make-dataset --procedural 3 --input x --output y");
+  CHECK(both.exit_code == 1);
+  CHECK_THAT(both.err, Catch::Contains("either --input DIR (photos) or --procedural N"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "infer/image_io.h"
 #include "kernels/common/feather.h"
 #include "train/dataset.h"
+#include "train/procedural.h"
 #include "train/synthetic_blur.h"
 
 namespace deblur::cli {
@@ -30,10 +31,13 @@ constexpr const char* kHelp =
     "Each blurry image is its sharp photo under a random camera-shake path (Boracchi and Foi's\n"
     "trajectories, averaged in linear light as GoPro's blurry frames are) plus sensor noise.\n"
     "Photos are shuffled by --seed and the first --val of them held out for validation; the\n"
-    "same seed gives the same files.\n"
+    "same seed gives the same files. With --procedural N instead of --input, the sharp images\n"
+    "are N procedural pictures (gradients, textures, shapes, lines, checkerboards) of --size.\n"
     "\n"
     "options:\n"
-    "  --input DIR        sharp photos (required)\n"
+    "  --input DIR        sharp photos (or --procedural)\n"
+    "  --procedural N     N procedural sharp images instead of photos\n"
+    "  --size 512x384     the procedural images' size\n"
     "  --output DIR       where train/ and val/ go (required; created if missing)\n"
     "  --val 2            photos held out for validation\n"
     "  --copies 4         blurred versions of each training photo (each its own shake)\n"
@@ -86,9 +90,14 @@ int run_make_dataset(int argc, char** argv) {
     std::printf("%s", kHelp);
     return 0;
   }
-  args.allow_only({"help", "input", "output", "val", "copies", "max_side", "max_kernel", "seed"});
+  args.allow_only({"help", "input", "output", "val", "copies", "max_side", "max_kernel", "seed",
+                   "procedural", "size"});
   const std::string input = args.get("input", ""), output = args.get("output", "");
-  DEBLUR_CHECK(!input.empty() && !output.empty(), "--input and --output are required (see --help)");
+  const int64_t procedural = args.get_int("procedural", 0);
+  DEBLUR_CHECK(!output.empty(), "--output is required (see --help)");
+  DEBLUR_CHECK(input.empty() != (procedural == 0),
+               "give either --input DIR (photos) or --procedural N (see --help)");
+  DEBLUR_CHECK(procedural >= 0, "--procedural must be positive, got ", procedural);
   const int64_t val = args.get_int("val", 2), copies = args.get_int("copies", 4);
   const int64_t max_side = args.get_int("max_side", 1024), max_kernel = args.get_int("max_kernel", 31);
   const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
@@ -98,27 +107,50 @@ int run_make_dataset(int argc, char** argv) {
   DEBLUR_CHECK(max_kernel >= 3 && max_kernel % 2 == 1, "--max_kernel must be odd and at least 3, got ",
                max_kernel);
 
-  train::ScanOptions scan;
-  scan.sharp_only = true;
-  train::Dataset photos = train::scan_pairs(input, scan);
-  DEBLUR_CHECK(static_cast<int64_t>(photos.pairs.size()) > val, input, ": ", photos.pairs.size(),
-               " photos, but --val ", val, " would leave none for training");
-  // A seeded shuffle: which photos are held out depends on the seed, not on file names.
-  std::vector<train::ImagePair>& list = photos.pairs;
-  for (size_t i = list.size(); i > 1; --i)
-    std::swap(list[i - 1], list[train::mix_seed(seed ^ 0xda7a5e7ull, i) % i]);
+  // The sharp images: photos found under --input, or procedural pictures by number.
+  struct Source {
+    std::string name;    // the photo's path, or "procedural<number>"
+    uint64_t number = 0;  // the procedural picture's
+  };
+  std::vector<Source> names;
+  if (procedural > 0) {
+    for (int64_t k = 0; k < procedural; ++k)
+      names.push_back({"procedural" + std::to_string(k), static_cast<uint64_t>(k)});
+  } else {
+    train::ScanOptions scan;
+    scan.sharp_only = true;
+    for (const train::ImagePair& pair : train::scan_pairs(input, scan).pairs)
+      names.push_back({pair.sharp});
+  }
+  int64_t proc_width = 512, proc_height = 384;
+  if (procedural > 0) {
+    const std::string size = args.get("size", "512x384");
+    const size_t x = size.find('x');
+    DEBLUR_CHECK(x != std::string::npos, "--size takes WIDTHxHEIGHT, got '", size, "'");
+    proc_width = std::atoll(size.substr(0, x).c_str());
+    proc_height = std::atoll(size.substr(x + 1).c_str());
+    DEBLUR_CHECK(proc_width >= 16 && proc_height >= 16, "--size: at least 16x16, got '", size, "'");
+  }
+  DEBLUR_CHECK(static_cast<int64_t>(names.size()) > val, procedural ? "--procedural" : input, ": ",
+               names.size(), " images, but --val ", val, " would leave none for training");
+  // A seeded shuffle: which images are held out depends on the seed, not on file names.
+  for (size_t i = names.size(); i > 1; --i)
+    std::swap(names[i - 1], names[train::mix_seed(seed ^ 0xda7a5e7ull, i) % i]);
 
   const fs::path root(output);
-  for (size_t k = 0; k < list.size(); ++k) {
+  for (size_t k = 0; k < names.size(); ++k) {
     const bool is_val = static_cast<int64_t>(k) < val;
-    const Image photo = read_image(list[k].sharp);
+    const Image photo =
+        procedural > 0
+            ? train::procedural_image(proc_width, proc_height, train::mix_seed(seed, names[k].number))
+            : read_image(names[k].name);
     const int64_t longer = std::max(photo.width, photo.height);
     const int64_t factor = max_side > 0 ? std::max<int64_t>(1, (longer + max_side - 1) / max_side) : 1;
     int64_t width = 0, height = 0;
     const std::vector<float> sharp = planes(photo, factor, width, height);
     const Image sharp_image = to_image(sharp, width, height);
     // Each photo gets its own folder (a GoPro "scene"), named after the file.
-    std::string scene = fs::path(list[k].sharp).stem().string();
+    std::string scene = fs::path(names[k].name).stem().string();
     const fs::path dir = root / (is_val ? "val" : "train") / scene;
     DEBLUR_CHECK(!fs::exists(dir), dir.string(),
                  " already exists (two photos with one name, or an old dataset: use a new "
@@ -129,13 +161,14 @@ int run_make_dataset(int argc, char** argv) {
                                 train::mix_seed(seed, k * 1000 + static_cast<uint64_t>(copy)));
       write_pair(dir, std::to_string(copy) + ".png", sharp_image, to_image(blur, width, height));
     }
-    std::printf("%s -> %s (%lldx%lld, %lld blurred)\n", list[k].sharp.c_str(), dir.string().c_str(),
+    std::printf("%s -> %s (%lldx%lld, %lld blurred)\n", names[k].name.c_str(),
+                dir.string().c_str(),
                 static_cast<long long>(width), static_cast<long long>(height),
                 static_cast<long long>(is_val ? 1 : copies));
     std::fflush(stdout);
   }
-  std::printf("%zu photos: %lld for training in %s, %lld for validation in %s\n", list.size(),
-              static_cast<long long>(list.size() - val), (root / "train").string().c_str(),
+  std::printf("%zu images: %lld for training in %s, %lld for validation in %s\n", names.size(),
+              static_cast<long long>(names.size() - val), (root / "train").string().c_str(),
               static_cast<long long>(val), (root / "val").string().c_str());
   return 0;
 }
