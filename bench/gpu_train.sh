@@ -24,18 +24,6 @@ timeout -s INT "$seconds" build-gpu/bin/deblur train --device cuda --train_data 
   --run_dir "$out/run" --registered_model_name deblur_unet > "$out/train.log" 2>&1
 echo "deblur train exit $?" >> "$out/train.log"
 best=$(ls /tmp/gpu-train-ck/best_model_epoch_*.safetensors | head -1)
-python3 - "$best" "$out/deblur_unet_f16.safetensors" <<'PY'
-import sys
-from safetensors import safe_open
-from safetensors.numpy import save_file
-src, dst = sys.argv[1], sys.argv[2]
-with safe_open(src, "np") as f:
-    meta = f.metadata()
-    weights = {k: f.get_tensor(k).astype("float16") for k in f.keys() if not k.startswith("optimizer.")}
-keep = {k: meta[k] for k in ("epoch", "step", "psnr", "ssim", "config", "git_commit") if k in meta}
-keep["source"] = src.rsplit("/", 1)[-1]
-save_file(weights, dst, metadata=keep)
-print(dst, len(weights), "tensors", keep["source"])
-PY
+build-gpu/bin/deblur export --model "$best" --output "$out/deblur_unet_f16.safetensors" || exit 1
 split -b 12M "$out/deblur_unet_f16.safetensors" "$out/model.part." && rm "$out/deblur_unet_f16.safetensors"
 tail -25 "$out/train.log"

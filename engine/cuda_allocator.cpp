@@ -165,6 +165,40 @@ void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_dev
   DEBLUR_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(count) * sizeof(float), kind));
 }
 
+PinnedHostBuffer::PinnedHostBuffer(int64_t count) : count_(count) {
+  DEBLUR_CHECK(count >= 0, "PinnedHostBuffer: negative size ", count);
+  void* pointer = nullptr;
+  DEBLUR_CUDA_CHECK(cudaMallocHost(&pointer, static_cast<size_t>(count) * sizeof(float)));
+  data_ = static_cast<float*>(pointer);
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  cudaFreeHost(data_);
+}
+
+void cuda_copy_to_device_async(float* dst, const PinnedHostBuffer& src, int64_t count) {
+  DEBLUR_CHECK(count >= 0 && count <= src.size(), "cuda_copy_to_device_async: ", count,
+               " floats from a pinned buffer of ", src.size());
+  DEBLUR_CUDA_CHECK(cudaMemcpyAsync(dst, src.data(), static_cast<size_t>(count) * sizeof(float),
+                                    cudaMemcpyHostToDevice, cuda_stream()));
+}
+
+CudaEvent::CudaEvent() {
+  DEBLUR_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+}
+
+CudaEvent::~CudaEvent() {
+  cudaEventDestroy(event_);
+}
+
+void CudaEvent::record() {
+  DEBLUR_CUDA_CHECK(cudaEventRecord(event_, cuda_stream()));
+}
+
+void CudaEvent::wait() const {
+  DEBLUR_CUDA_CHECK(cudaEventSynchronize(event_));
+}
+
 }  // namespace deblur
 
 #endif

@@ -57,6 +57,41 @@ float* cuda_alloc(int64_t count);
 void cuda_free(float* data);
 void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_device, int64_t count);
 
+// Page-locked host memory for `count` floats: the source of asynchronous host-to-device copies
+// (pageable memory would make the copy wait for the stream and block the host).
+class PinnedHostBuffer {
+ public:
+  explicit PinnedHostBuffer(int64_t count);
+  ~PinnedHostBuffer();
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+  float* data() const { return data_; }
+  int64_t size() const { return count_; }
+
+ private:
+  float* data_ = nullptr;
+  int64_t count_ = 0;
+};
+
+// Queues a copy of `count` floats from page-locked host memory to device memory on the engine
+// stream and returns at once; `src` must stay untouched until an event recorded after it ran.
+void cuda_copy_to_device_async(float* dst, const PinnedHostBuffer& src, int64_t count);
+
+// A point in the engine stream: record() marks the work queued so far, wait() blocks the host
+// until that work has run.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record();
+  void wait() const;
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 // A kernel's scratch memory for the duration of one launcher call.
 class CudaWorkspace {
  public:

@@ -122,6 +122,21 @@ TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken
   // A checkpoint is also a model file: its width is read off it and the moments are skipped.
   const std::unique_ptr<DeblurUNet> model = load_deblur_unet(a.best_checkpoint);
   CHECK(model->parameters().front().value->n() == 8);
+  // deblur export: the weights alone, F16, with the checkpoint's scores.
+  const fs::path exported = dir / "model_f16.safetensors";
+  const testing::CliRun run = testing::run_cli("export --model " +
+                                               testing::shell_quoted(a.best_checkpoint) +
+                                               " --output " + testing::shell_quoted(exported));
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  const SafetensorsFile f16 = read_safetensors(exported.string());
+  CHECK(f16.tensors.size() == 82);
+  CHECK(f16.tensors.front().dtype == DType::F16);
+  CHECK(f16.metadata.at("psnr") == best.metadata.at("psnr"));
+  const TensorRecord& w16 = *f16.find("enc1.conv1.weight");
+  const TensorRecord& w32 = *best.find("enc1.conv1.weight");
+  for (size_t i = 0; i < w32.values.size(); ++i)  // F16 keeps 11 significant bits
+    CHECK(std::abs(w16.values[i] - w32.values[i]) <= std::abs(w32.values[i]) * 0x1p-11 + 1e-7);
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.csv"));
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.png"));
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "config.json"));

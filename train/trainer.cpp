@@ -31,6 +31,7 @@
 #include "train/optimizer.h"
 #include "train/plot.h"
 #include "train/synthetic_blur.h"
+#include "train/uploader.h"
 
 #ifndef DEBLUR_GIT_COMMIT
 #define DEBLUR_GIT_COMMIT "unknown"
@@ -332,6 +333,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
         false);
   }
   CombinedLoss loss(config.loss);
+  BatchUploader uploader(device);
   fs::create_directories(config.run_dir);
   fs::create_directories(config.checkpoint_dir);
   const std::string config_text = config_json(config);
@@ -361,20 +363,26 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
     double loss_sum = 0.0, grad_norm_sum = 0.0;
     int64_t loss_count = 0, images = 0;
     Batch batch;
+    bool have_batch = loader.next(batch);
+    DeviceBatch current = have_batch ? uploader.upload(batch) : DeviceBatch{};
     bool stop = false;
-    while (loader.next(batch)) {
+    while (have_batch) {
       model.zero_grad();
-      const Tensor x = batch.blur.to(device), target = batch.sharp.to(device);
-      const LossTerms terms = loss(model.forward(x), target);
+      const LossTerms terms = loss(model.forward(current.blur), current.sharp);
       terms.total.backward();
       optimizer.step(lr);
       ++state.step;
       state.batch = batch.index + 1;
+      const int64_t batch_images = current.blur.n();
+      // The next batch goes out while this step still runs on the device (its copy queues
+      // behind the step's kernels); reading the loss below is what waits for the step.
+      have_batch = loader.next(batch);
+      if (have_batch) current = uploader.upload(batch);
       const double value = terms.total.item();
       loss_sum += value;
       grad_norm_sum += optimizer.last_grad_norm();
       ++loss_count;
-      images += x.n();
+      images += batch_images;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                                            epoch_start).count();
       const int64_t done = state.step - first_step;
