@@ -175,6 +175,21 @@ TEST_CASE("trainer: overfitting one pair raises its PSNR by at least 3 dB in 200
   CHECK(result.best_psnr >= before + 3.0);
 }
 
+TEST_CASE("trainer: early stopping after --patience epochs without a better PSNR", "[trainer]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 2, 40, 36);
+  write_dataset(dir / "val", 1, 48, 40);
+  TrainConfig c = small_config(dir, "patience");
+  c.num_epochs = 10;
+  c.patience = 2;
+  c.learning_rate = 1e-12;  // the weights move by ~1e-12: the 8-bit outputs, so the PSNR, stay
+  c.eta_min = 0.0;
+  const TrainResult result = run_training(c, kQuiet);
+  CHECK(result.early_stopped);
+  CHECK(result.best_epoch == 1);
+  CHECK(result.epochs_run == 3);  // epoch 1 the best, epochs 2 and 3 no better
+}
+
 TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[trainer]") {
   ScratchDir dir;
   write_dataset(dir / "train", 2, 40, 36);
