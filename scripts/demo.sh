@@ -3,7 +3,8 @@
 # blurry sample (samples/blurry.png) and print the metrics of the input and of the output
 # against the sharp original (samples/sharp.png).
 #
-# No trained model is bundled yet (training is its own milestone). Until one is, this says so
+# No trained model is bundled yet (models/deblur_unet.safetensors, made by `deblur train`, needs
+# more GPU time than has been available). Until one is, this says so
 # and runs the same pipeline with an UNTRAINED model (PyTorch's default initialisation), so every
 # step is exercised and timed, but the output is not a deblurred image and its metrics are
 # worse than the input's. Pass a model as the first argument to use your own.
@@ -13,10 +14,10 @@ bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDEBLUR_TESTS=OFF
 cmake --build build -j"$(nproc)" --target deblur
 
-model="${1:-models/deblur.safetensors}"
+model="${1:-models/deblur_unet.safetensors}"
 if [ ! -f "$model" ]; then
   echo
-  echo "No trained model at $model: none is bundled yet (training comes next)."
+  echo "No trained model at $model: none is bundled yet (deblur train makes one; see docs/training.md)."
   echo "Running the pipeline with an UNTRAINED DeblurUNet instead: the output below is NOT a"
   echo "deblurred image, and its metrics show it. Pass a trained model as: scripts/demo.sh M.safetensors"
   model=build/untrained.safetensors
