@@ -165,6 +165,11 @@ void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_dev
   DEBLUR_CUDA_CHECK(cudaMemcpy(dst, src, static_cast<size_t>(count) * sizeof(float), kind));
 }
 
+void cuda_zero(float* data, int64_t count) {
+  DEBLUR_CUDA_CHECK(
+      cudaMemsetAsync(data, 0, static_cast<size_t>(count) * sizeof(float), cuda_stream()));
+}
+
 PinnedHostBuffer::PinnedHostBuffer(int64_t count) : count_(count) {
   DEBLUR_CHECK(count >= 0, "PinnedHostBuffer: negative size ", count);
   void* pointer = nullptr;

@@ -56,6 +56,7 @@ bool cuda_device_present();
 float* cuda_alloc(int64_t count);
 void cuda_free(float* data);
 void cuda_copy(float* dst, bool dst_on_device, const float* src, bool src_on_device, int64_t count);
+void cuda_zero(float* data, int64_t count);  // queued on the engine stream
 
 // Page-locked host memory for `count` floats: the source of asynchronous host-to-device copies
 // (pageable memory would make the copy wait for the stream and block the host).

@@ -55,6 +55,19 @@ void device_free(float* data, Device device) {
   std::free(data);
 }
 
+void device_zero(float* data, int64_t count, Device device) {
+  if (count == 0) return;
+  if (device == Device::CPU) {
+    std::memset(data, 0, static_cast<size_t>(count) * sizeof(float));
+    return;
+  }
+#ifdef DEBLUR_HAS_CUDA_KERNELS
+  cuda_zero(data, count);
+#else
+  no_cuda();
+#endif
+}
+
 void device_copy(float* dst, Device dst_device, const float* src, Device src_device,
                  int64_t count) {
   if (count == 0) return;

@@ -114,12 +114,17 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
 }
 
-std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file,
-                                             const std::string& source) {
+SafetensorsFile model_weights(const SafetensorsFile& file) {
   SafetensorsFile weights;
   weights.metadata = file.metadata;
   for (const TensorRecord& record : file.tensors)
     if (record.name.rfind("optimizer.", 0) != 0) weights.tensors.push_back(record);
+  return weights;
+}
+
+std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file,
+                                             const std::string& source) {
+  const SafetensorsFile weights = model_weights(file);
   int64_t base = 32;
   if (const TensorRecord* first = weights.find("enc1.conv1.weight");
       first && first->shape.size() == 4 && first->shape[1] == 3) {

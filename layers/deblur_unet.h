@@ -63,6 +63,9 @@ class DeblurUNet : public Module {
   Conv2d final_;
 };
 
+// A checkpoint's tensors without its optimizer state (those named "optimizer.*"): the weights.
+SafetensorsFile model_weights(const SafetensorsFile& file);
+
 // A DeblurUNet from a model file or a `deblur train` checkpoint: its width is read off
 // enc1.conv1.weight ([base, 3, 3, 3]; 32 for the reference model), a checkpoint's optimizer
 // state (tensors named "optimizer.*") is skipped, and every other tensor must match the

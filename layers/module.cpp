@@ -91,13 +91,7 @@ void Module::to(Device target) {
 
 void Module::zero_grad() {
   if (grads_slab_.defined()) {
-    if (grads_slab_.device() == Device::CPU) {
-      std::fill_n(grads_slab_.data(), grads_slab_.numel(), 0.0f);
-    } else {
-      const Tensor zeros = Tensor::zeros(grads_slab_.shape());
-      device_copy(grads_slab_.data(), grads_slab_.device(), zeros.data(), Device::CPU,
-                  zeros.numel());
-    }
+    device_zero(grads_slab_.data(), grads_slab_.numel(), grads_slab_.device());
     return;
   }
   for (NamedParameter& p : parameters()) p.value->set_grad(Tensor());

@@ -43,8 +43,8 @@ TEST_CASE("one training step matches PyTorch: loss terms, gradients, AdamW, loss
   const Tensor pred = model.forward(x);
   const LossTerms terms = loss(pred, target);
   CHECK_FALSE(terms.fell_back);
-  CHECK(terms.structure == Approx(meta_double(fixture, "structure")).epsilon(kLossTol));
-  CHECK(terms.charbonnier == Approx(meta_double(fixture, "charbonnier")).epsilon(kLossTol));
+  CHECK(terms.structure.item() == Approx(meta_double(fixture, "structure")).epsilon(kLossTol));
+  CHECK(terms.charbonnier.item() == Approx(meta_double(fixture, "charbonnier")).epsilon(kLossTol));
   CHECK(terms.total.item() == Approx(meta_double(fixture, "loss")).epsilon(kLossTol));
   {
     NoGradGuard no_grad;
@@ -97,7 +97,7 @@ TEST_CASE("CombinedLoss falls back to L1 where MS-SSIM cannot be computed, and c
   CHECK(loss.fallbacks() == 1);
   const Tensor p = clamp(pred, -1.0f, 1.0f), t = clamp(target, -1.0f, 1.0f);
   const double l1 = l1_loss(p, t).item(), charb = charbonnier(p, t).item();
-  CHECK(terms.structure == Approx(l1).epsilon(1e-6));
+  CHECK(terms.structure.item() == Approx(l1).epsilon(1e-6));
   CHECK(terms.total.item() == Approx(0.84 * l1 + 0.16 * charb).epsilon(1e-6));
 
   // A non-finite MS-SSIM (a NaN in the prediction) falls back too.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,7 +117,16 @@ TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken
   CHECK_THAT(fs::path(a.best_checkpoint).filename().string(),
              Catch::StartsWith("best_model_epoch_1_psnr_") && Catch::EndsWith(".safetensors"));
   const SafetensorsFile best = read_safetensors(a.best_checkpoint);
-  CHECK(best.metadata.at("epoch") == "1");
+  CHECK(best.metadata.at("epoch") == "1");  // resuming from it starts epoch 2 at its start
+  CHECK(best.metadata.at("batch") == "0");
+  // Each run's metrics.csv holds its finished epochs once: the header and epoch 1.
+  for (const std::string& run_dir : {unbroken.run_dir, second.run_dir}) {
+    std::ifstream csv((fs::path(run_dir) / "metrics.csv").string());
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(csv, line);) lines.push_back(line);
+    REQUIRE(lines.size() == 2);
+    CHECK_THAT(lines[1], Catch::StartsWith("1,2,"));  // epoch 1, step 2
+  }
   CHECK(best.metadata.count("config") == 1);
   CHECK(best.find("enc1.conv1.weight") != nullptr);
   // A checkpoint is also a model file: its width is read off it and the moments are skipped.
@@ -210,6 +220,26 @@ TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[traine
     c.resume = model.string();
     CHECK_THROWS_WITH(run_training(c, kQuiet),
                       Catch::Contains("weights.safetensors: not a deblur training checkpoint"));
+  }
+  SECTION("a new run over an earlier one's checkpoints") {
+    TrainConfig first = c;
+    first.max_steps = 1;
+    run_training(first, kQuiet);
+    CHECK_THROWS_WITH(run_training(c, kQuiet),
+                      Catch::Contains("last.safetensors is from an earlier run") &&
+                          Catch::Contains("--resume"));
+  }
+  SECTION("a resume with other settings") {
+    TrainConfig first = c;
+    first.max_steps = 1;
+    run_training(first, kQuiet);
+    TrainConfig other = c;
+    other.resume = (fs::path(c.checkpoint_dir) / "last.safetensors").string();
+    other.batch_size = 1;
+    other.seed = 7;
+    CHECK_THROWS_WITH(run_training(other, kQuiet),
+                      Catch::Contains("these differ") && Catch::Contains("--batch_size: 2") &&
+                          Catch::Contains("--seed: 42"));
   }
   SECTION("--device cuda without a GPU") {
     c.device = "cuda";

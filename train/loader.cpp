@@ -11,9 +11,10 @@ namespace deblur::train {
 
 BatchLoader::BatchLoader(Dataset data, LoaderOptions options)
     : data_(std::move(data)), options_(std::move(options)) {
-  DEBLUR_CHECK(options_.batch_size > 0, "batch size must be positive, got ", options_.batch_size);
-  DEBLUR_CHECK(options_.patch > 0, "patch size must be positive, got ", options_.patch);
-  DEBLUR_CHECK(options_.workers >= 0, "workers must be 0 or more, got ", options_.workers);
+  DEBLUR_CHECK(options_.batch_size > 0, "--batch_size must be positive, got ",
+               options_.batch_size);
+  DEBLUR_CHECK(options_.patch > 0, "--patch_size must be positive, got ", options_.patch);
+  DEBLUR_CHECK(options_.workers >= 0, "--workers must be 0 or more, got ", options_.workers);
   DEBLUR_CHECK(!data_.pairs.empty(), data_.root, ": no training pairs");
   DEBLUR_CHECK(data_.layout != "sharp" || options_.synthesize,
                data_.root, ": a sharp-only dataset needs a blur synthesiser");
@@ -71,11 +72,18 @@ Batch BatchLoader::make_batch(int64_t epoch, int64_t index,
     float* sharp = batch.sharp.data() + k * sample_size;
     float* blur = batch.blur.data() + k * sample_size;
     // Decode, cut the patch at once and let the whole image go: only patches stay in memory.
-    extract_patch(read_image(pair.sharp), spec, p, sharp);
+    auto cut = [&](const std::string& path, float* dst) {
+      try {
+        extract_patch(read_image(path), spec, p, dst);
+      } catch (const Error& e) {  // e.g. the file changed since the start-up check
+        throw Error(detail::concat(path, ": ", e.what()));
+      }
+    };
+    cut(pair.sharp, sharp);
     if (pair.blur.empty())
       options_.synthesize(sharp, blur, p, mix_seed(seed, 3));
     else
-      extract_patch(read_image(pair.blur), spec, p, blur);
+      cut(pair.blur, blur);
   }
   return batch;
 }

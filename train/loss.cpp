@@ -26,11 +26,10 @@ LossTerms CombinedLoss::operator()(const Tensor& pred, const Tensor& target) {
     terms.fell_back = true;
     ++fallbacks_;
   }
-  const Tensor charbonnier_term = charbonnier(p, t);
+  terms.structure = structure;
+  terms.charbonnier = charbonnier(p, t);
   terms.total = add(scale(structure, static_cast<float>(options_.alpha)),
-                    scale(charbonnier_term, static_cast<float>(options_.beta)));
-  terms.structure = structure.item();
-  terms.charbonnier = charbonnier_term.item();
+                    scale(terms.charbonnier, static_cast<float>(options_.beta)));
   return terms;
 }
 

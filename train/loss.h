@@ -21,16 +21,18 @@ struct LossOptions {
 };
 
 struct LossTerms {
-  Tensor total;             // [1, 1, 1, 1], differentiable
-  double structure = 0.0;   // the first term before alpha: 1 - clamp(MS-SSIM) or the L1 fallback
-  double charbonnier = 0.0;
+  // [1, 1, 1, 1] each, on the inputs' device; reading one (item()) waits for the device.
+  Tensor total;             // differentiable
+  Tensor structure;         // the first term before alpha: 1 - clamp(MS-SSIM) or the L1 fallback
+  Tensor charbonnier;
   bool fell_back = false;   // the first term is L1
 };
 
 class CombinedLoss {
  public:
   explicit CombinedLoss(LossOptions options = {}) : options_(options) {}
-  // pred and target: [n, 3, h, w] on one device. Reads two scalars back (a device sync on CUDA).
+  // pred and target: [n, 3, h, w] on one device. Reads the MS-SSIM value back to decide on the
+  // fallback (a device sync on CUDA), nothing else.
   LossTerms operator()(const Tensor& pred, const Tensor& target);
   int64_t fallbacks() const { return fallbacks_; }
   const LossOptions& options() const { return options_; }

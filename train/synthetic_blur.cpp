@@ -35,7 +35,7 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
 
   // The trajectory (Boracchi and Foi's parameters, scaled to the kernel's size).
   const int steps = 2000;
-  const double anxiety = 0.005 * uniform(rng);        // how often and how hard the hand jerks
+  const double anxiety = 0.003 + 0.007 * uniform(rng);  // DeblurGAN's range of "expl"
   const double centripetal = 0.7 * uniform(rng);      // pull back towards the start
   const double gaussian_term = 10.0 * uniform(rng);   // steady tremor
   const double freq_big_shakes = 0.2 * uniform(rng);
@@ -50,8 +50,9 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
              std::polar(1.0, kPi + (uniform(rng) - 0.5)) * velocity / std::abs(velocity);
     }
     const std::complex<double> kick(normal(rng), normal(rng));
-    velocity += -centripetal * path[t - 1] * (max_length / (steps - 1)) +
-                gaussian_term * kick * anxiety * (max_length / (steps - 1)) + jerk;
+    // Inertia, plus (scaled by the anxiety) the tremor's kick and the pull back to the start.
+    velocity += jerk + anxiety * (gaussian_term * kick - centripetal * path[t - 1]) *
+                           (max_length / (steps - 1));
     velocity *= max_length / (steps - 1) / std::max(std::abs(velocity), 1e-12);
     path[t] = path[t - 1] + velocity;
   }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -50,6 +51,7 @@ constexpr double kPsnrCap = 100.0;  // an identical image's infinite PSNR, for a
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_interrupt(int) {
   g_interrupted.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
 class InterruptScope {
@@ -99,7 +101,10 @@ struct RunState {
   int64_t best_epoch = 0;  // 1-based; 0: none yet
   std::string best_path;
   int64_t epochs_without_improvement = 0;
-  int64_t loss_fallbacks = 0;
+  int64_t loss_fallbacks = 0;  // over the whole run
+  // The current epoch's training sums so far, so an epoch resumed halfway reports all of it.
+  double epoch_loss_sum = 0.0, epoch_grad_norm_sum = 0.0;
+  int64_t epoch_steps = 0;
 };
 
 struct EpochMetrics {
@@ -128,6 +133,9 @@ void save_checkpoint(const std::string& path, DeblurUNet& model, const AdamW& op
       {"best_path", state.best_path},
       {"epochs_without_improvement", std::to_string(state.epochs_without_improvement)},
       {"loss_fallbacks", std::to_string(state.loss_fallbacks)},
+      {"epoch_loss_sum", format_double(state.epoch_loss_sum, 12)},
+      {"epoch_grad_norm_sum", format_double(state.epoch_grad_norm_sum, 12)},
+      {"epoch_steps", std::to_string(state.epoch_steps)},
       {"config", config_json(config)},
       {"git_commit", DEBLUR_GIT_COMMIT},
   };
@@ -135,48 +143,64 @@ void save_checkpoint(const std::string& path, DeblurUNet& model, const AdamW& op
   write_safetensors(path, tensors, metadata);
 }
 
-int64_t meta_int(const SafetensorsFile& file, const std::string& key, const std::string& source) {
+// A number from the checkpoint's metadata; a missing key or a value that is not wholly a
+// number is an error naming the file and the key.
+template <class T>
+T meta_number(const SafetensorsFile& file, const std::string& key, const std::string& source) {
   const auto it = file.metadata.find(key);
   DEBLUR_CHECK(it != file.metadata.end(), source, ": not a deblur training checkpoint (no '", key,
                "' in its metadata)");
+  size_t used = 0;
   try {
-    return std::stoll(it->second);
+    const T value = std::is_integral_v<T> ? T(std::stoll(it->second, &used))
+                                          : T(std::stod(it->second, &used));
+    if (used == it->second.size()) return value;
   } catch (const std::exception&) {
-    throw Error(detail::concat(source, ": metadata '", key, "' is not a number: '", it->second,
-                               "'"));
   }
+  throw Error(detail::concat(source, ": metadata '", key, "' is not a number: '", it->second, "'"));
 }
 
-double meta_double(const SafetensorsFile& file, const std::string& key, const std::string& source) {
-  const auto it = file.metadata.find(key);
-  DEBLUR_CHECK(it != file.metadata.end(), source, ": no '", key, "' in its metadata");
-  return std::stod(it->second);
+// The settings a resumed run must share with the run it continues: any other value would make
+// it a different run (other batches, schedule or network), not the same one carried on.
+void check_same_run(const SafetensorsFile& file, const std::string& path, const TrainConfig& c) {
+  const auto it = file.metadata.find("config");
+  DEBLUR_CHECK(it != file.metadata.end(), path, ": no 'config' in its metadata");
+  const nlohmann::json saved = nlohmann::json::parse(it->second, nullptr, false);
+  DEBLUR_CHECK(!saved.is_discarded(), path, ": its 'config' metadata is not JSON");
+  const nlohmann::json now = nlohmann::json::parse(config_json(c));
+  std::string differences;
+  for (const char* key : {"train_data", "synthetic_blur", "batch_size", "patch_size",
+                          "num_epochs", "seed", "base"})
+    if (saved.value(key, nlohmann::json()) != now[key])
+      differences += detail::concat("\n  --", key, ": ", saved.value(key, nlohmann::json()).dump(),
+                                    " in the checkpoint, ", now[key].dump(), " now");
+  DEBLUR_CHECK(differences.empty(), path, ": --resume continues a run with its own settings; these "
+               "differ:", differences);
 }
 
 // Restores weights, optimizer moments and the run state from a checkpoint.
-RunState resume_from(const std::string& path, DeblurUNet& model, AdamW& optimizer) {
+RunState resume_from(const std::string& path, const TrainConfig& config, DeblurUNet& model,
+                     AdamW& optimizer) {
   const SafetensorsFile file = read_safetensors(path);
   const auto format = file.metadata.find("format");
   DEBLUR_CHECK(format != file.metadata.end() && format->second == kCheckpointFormat, path,
                ": not a deblur training checkpoint (metadata 'format' should be '",
                kCheckpointFormat, "')");
-  SafetensorsFile weights;
-  for (const TensorRecord& record : file.tensors)
-    if (record.name.rfind("optimizer.", 0) != 0) weights.tensors.push_back(record);
-  const Device device = model.device();
-  model.to(Device::CPU);
-  model.load_state(weights, path);
-  model.to(device);
+  check_same_run(file, path, config);
+  model.load_state(model_weights(file), path);
   RunState state;
-  state.epoch = meta_int(file, "epoch", path);
-  state.batch = meta_int(file, "batch", path);
-  state.step = meta_int(file, "step", path);
-  state.best_psnr = meta_double(file, "best_psnr", path);
-  state.best_ssim = meta_double(file, "best_ssim", path);
-  state.best_epoch = meta_int(file, "best_epoch", path);
+  state.epoch = meta_number<int64_t>(file, "epoch", path);
+  state.batch = meta_number<int64_t>(file, "batch", path);
+  state.step = meta_number<int64_t>(file, "step", path);
+  state.best_psnr = meta_number<double>(file, "best_psnr", path);
+  state.best_ssim = meta_number<double>(file, "best_ssim", path);
+  state.best_epoch = meta_number<int64_t>(file, "best_epoch", path);
   state.best_path = file.metadata.count("best_path") ? file.metadata.at("best_path") : "";
-  state.epochs_without_improvement = meta_int(file, "epochs_without_improvement", path);
-  state.loss_fallbacks = meta_int(file, "loss_fallbacks", path);
+  state.epochs_without_improvement = meta_number<int64_t>(file, "epochs_without_improvement", path);
+  state.loss_fallbacks = meta_number<int64_t>(file, "loss_fallbacks", path);
+  state.epoch_loss_sum = meta_number<double>(file, "epoch_loss_sum", path);
+  state.epoch_grad_norm_sum = meta_number<double>(file, "epoch_grad_norm_sum", path);
+  state.epoch_steps = meta_number<int64_t>(file, "epoch_steps", path);
   optimizer.load_state(file, path, state.step);
   return state;
 }
@@ -230,16 +254,35 @@ EpochMetrics validate(const DeblurUNet& model, const ValidationSet& set, const T
   return m;
 }
 
-void append_csv(const fs::path& path, const std::string& row) {
-  const bool fresh = !fs::exists(path);
-  std::ofstream out(path, std::ios::app);
-  DEBLUR_CHECK(out, path.string(), ": cannot write");
-  if (fresh)
-    out << "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
-           "loss_fallbacks,grad_norm,images_per_s,seconds\n";
-  out << row << "\n";
-  DEBLUR_CHECK(out.good(), path.string(), ": write failed");
-}
+// metrics.csv, one row per finished epoch, rewritten whole (atomically) at each append.
+class MetricsCsv {
+ public:
+  // Keeps the rows of epochs 1..keep_epochs an existing file holds (a resumed run's).
+  MetricsCsv(std::string path, int64_t keep_epochs) : path_(std::move(path)) {
+    std::ifstream in(path_);
+    std::string line;
+    for (bool header = true; std::getline(in, line); header = false)
+      if (!header && !line.empty() && std::atoll(line.c_str()) <= keep_epochs)
+        rows_.push_back(line);
+    write();
+  }
+  void append(const std::string& row) {
+    rows_.push_back(row);
+    write();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  void write() const {
+    std::string text =
+        "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
+        "loss_fallbacks,grad_norm,images_per_s,seconds\n";
+    for (const std::string& row : rows_) text += row + "\n";
+    write_file_atomically(path_, reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  }
+  std::string path_;
+  std::vector<std::string> rows_;
+};
 
 }  // namespace
 
@@ -274,8 +317,9 @@ std::string config_json(const TrainConfig& c) {
 }
 
 TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log) {
-  // Ctrl-C from the start: during the checks and set-up it stops the run before its first step,
-  // saving last.safetensors like any other interruption.
+  // Ctrl-C from the start: during the checks and set-up it stops the run before its first step
+  // (saving last.safetensors like any other interruption), during a step or a validation right
+  // after it; a second Ctrl-C ends the process at once.
   InterruptScope interrupt_scope;
   TrainConfig config = input_config;
   if (config.run_dir.empty()) config.run_dir = "runs/" + config.registered_model_name;
@@ -302,6 +346,14 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                "--device cuda: no CUDA device is visible, or this build has no CUDA backend");
   cpu::set_num_threads(config.threads);
 
+  // A new run never writes over an earlier one's checkpoints or metrics.
+  if (config.resume.empty())
+    for (const fs::path& earlier : {fs::path(config.checkpoint_dir) / "last.safetensors",
+                                    fs::path(config.run_dir) / "metrics.csv"})
+      DEBLUR_CHECK(!fs::exists(earlier), earlier.string(), " is from an earlier run: continue it "
+                   "with --resume ", (fs::path(config.checkpoint_dir) / "last.safetensors").string(),
+                   ", or give this run its own --checkpoint_dir and --run_dir");
+
   // Data first: a bad dataset fails before any model is built.
   ScanOptions scan;
   scan.min_side = config.patch_size;
@@ -327,15 +379,18 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
   AdamW optimizer(model, hyper);
   RunState state;
   if (!config.resume.empty()) {
-    state = resume_from(config.resume, model, optimizer);
+    state = resume_from(config.resume, config, model, optimizer);
     log(detail::concat("resumed from ", config.resume, ": epoch ", state.epoch + 1, ", batch ",
                        state.batch, ", step ", state.step),
         false);
   }
   CombinedLoss loss(config.loss);
+  CombinedLoss validation_loss(config.loss);  // its fallbacks are not training's
   BatchUploader uploader(device);
   fs::create_directories(config.run_dir);
   fs::create_directories(config.checkpoint_dir);
+  // metrics.csv holds this run's epochs: on resume, those up to the checkpoint's.
+  MetricsCsv metrics_csv((fs::path(config.run_dir) / "metrics.csv").string(), state.epoch);
   const std::string config_text = config_json(config);
   write_file_atomically((fs::path(config.run_dir) / "config.json").string(),
                         reinterpret_cast<const uint8_t*>(config_text.data()), config_text.size());
@@ -353,15 +408,32 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
   const fs::path last_path = fs::path(config.checkpoint_dir) / "last.safetensors";
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = state.step;
+  const int64_t restored_fallbacks = state.loss_fallbacks;
   EpochMetrics last_metrics;
-  for (; state.epoch < config.num_epochs; state.batch = 0) {
+  // Saves last.safetensors where the run stands and says so (Ctrl-C, --max_steps).
+  auto stop_here = [&](double lr, const char* why) {
+    result.interrupted = g_interrupted.load();
+    save_checkpoint(last_path.string(), model, optimizer, config, state, last_metrics, lr);
+    log(detail::concat(why, " at step ", state.step, ": saved ", last_path.string(),
+                       " (resume with --resume ", last_path.string(), ")"),
+        false);
+  };
+  const bool steps_done_at_start = config.max_steps > 0 && state.step >= config.max_steps;
+  if (steps_done_at_start)
+    log(detail::concat("--max_steps ", config.max_steps, ": already reached (step ", state.step,
+                       ")"),
+        false);
+  while (state.epoch < config.num_epochs && !steps_done_at_start) {
     const int64_t epoch = state.epoch;
     const double lr =
         cpu::cosine_annealing_lr(config.learning_rate, config.eta_min, epoch, config.num_epochs);
+    if (g_interrupted.load()) {
+      stop_here(lr, "interrupted");
+      break;
+    }
     loader.start_epoch(epoch, state.batch);
     const auto epoch_start = std::chrono::steady_clock::now();
-    double loss_sum = 0.0, grad_norm_sum = 0.0;
-    int64_t loss_count = 0, images = 0;
+    int64_t images = 0;
     Batch batch;
     bool have_batch = loader.next(batch);
     DeviceBatch current = have_batch ? uploader.upload(batch) : DeviceBatch{};
@@ -374,14 +446,15 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
       ++state.step;
       state.batch = batch.index + 1;
       const int64_t batch_images = current.blur.n();
-      // The next batch goes out while this step still runs on the device (its copy queues
-      // behind the step's kernels); reading the loss below is what waits for the step.
+      // The next batch goes out while the backward and the optimizer still run on the device
+      // (its copy queues behind their kernels); reading the loss below waits for the step.
       have_batch = loader.next(batch);
       if (have_batch) current = uploader.upload(batch);
       const double value = terms.total.item();
-      loss_sum += value;
-      grad_norm_sum += optimizer.last_grad_norm();
-      ++loss_count;
+      state.epoch_loss_sum += value;
+      state.epoch_grad_norm_sum += optimizer.last_grad_norm();
+      ++state.epoch_steps;
+      state.loss_fallbacks = restored_fallbacks + loss.fallbacks();
       images += batch_images;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
                                                            epoch_start).count();
@@ -402,7 +475,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
         log(detail::concat("warning: MS-SSIM could not be computed (patches of ",
                            config.patch_size, " need more than 160 pixels, or a non-finite "
                            "value); the structure term is L1 for this batch (",
-                           loss.fallbacks(), " so far; counted in metrics.csv)"),
+                           state.loss_fallbacks, " so far; counted in metrics.csv)"),
             false);
       // --max_steps ending an epoch lets its validation run first (below).
       const bool steps_done = config.max_steps > 0 && state.step >= config.max_steps;
@@ -411,28 +484,27 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
         break;
       }
     }
-    state.loss_fallbacks = loss.fallbacks();
     if (stop) {
       // An interrupted last batch saves batch == batches: a resumed run validates the epoch.
-      result.interrupted = g_interrupted.load();
-      save_checkpoint(last_path.string(), model, optimizer, config, state, last_metrics, lr);
-      log(detail::concat(result.interrupted ? "interrupted" : "--max_steps reached", " at step ",
-                         state.step, ": saved ", last_path.string(), " (resume with --resume ",
-                         last_path.string(), ")"),
-          false);
+      stop_here(lr, g_interrupted.load() ? "interrupted" : "--max_steps reached");
       break;
     }
 
     const double train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    EpochMetrics m = validate(model, validation, config, loss);
-    m.train_loss = loss_count > 0 ? loss_sum / double(loss_count) : 0.0;
-    m.grad_norm = loss_count > 0 ? grad_norm_sum / double(loss_count) : 0.0;
+    EpochMetrics m = validate(model, validation, config, validation_loss);
+    const double steps = double(std::max<int64_t>(state.epoch_steps, 1));
+    m.train_loss = state.epoch_loss_sum / steps;
+    m.grad_norm = state.epoch_grad_norm_sum / steps;
     m.images_per_s = double(images) / std::max(train_seconds, 1e-9);
     last_metrics = m;
     const double epoch_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    // The epoch is done: every checkpoint from here on starts the next one at its first batch.
     ++state.epoch;
+    state.batch = 0;
+    state.epoch_loss_sum = state.epoch_grad_norm_sum = 0.0;
+    state.epoch_steps = 0;
     const bool improved = m.psnr > state.best_psnr;
     if (improved) {
       const std::string name = detail::concat("best_model_epoch_", state.epoch, "_psnr_",
@@ -449,19 +521,16 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
     } else {
       ++state.epochs_without_improvement;
     }
-    state.batch = 0;
     save_checkpoint(last_path.string(), model, optimizer, config, state, m, lr);
-    append_csv(fs::path(config.run_dir) / "metrics.csv",
-               detail::concat(state.epoch, ",", state.step, ",", format_double(lr, 10), ",",
-                              format_double(m.train_loss, 6), ",", format_double(m.val_loss, 6),
-                              ",", format_double(m.psnr, 4), ",", format_double(m.ssim, 5), ",",
-                              format_double(validation.input_psnr, 4), ",",
-                              format_double(validation.input_ssim, 5), ",", state.loss_fallbacks,
-                              ",", format_double(m.grad_norm, 5), ",",
-                              format_double(m.images_per_s, 2), ",",
-                              format_double(epoch_seconds, 1)));
-    plot_metrics((fs::path(config.run_dir) / "metrics.csv").string(),
-                 (fs::path(config.run_dir) / "metrics.png").string());
+    metrics_csv.append(
+        detail::concat(state.epoch, ",", state.step, ",", format_double(lr, 10), ",",
+                       format_double(m.train_loss, 6), ",", format_double(m.val_loss, 6), ",",
+                       format_double(m.psnr, 4), ",", format_double(m.ssim, 5), ",",
+                       format_double(validation.input_psnr, 4), ",",
+                       format_double(validation.input_ssim, 5), ",", state.loss_fallbacks, ",",
+                       format_double(m.grad_norm, 5), ",", format_double(m.images_per_s, 2), ",",
+                       format_double(epoch_seconds, 1)));
+    plot_metrics(metrics_csv.path(), (fs::path(config.run_dir) / "metrics.png").string());
     log(detail::concat("epoch ", state.epoch, "/", config.num_epochs, ": train loss ",
                        format_double(m.train_loss, 4), ", val loss ",
                        format_double(m.val_loss, 4), ", PSNR ", format_double(m.psnr, 2),

@@ -34,7 +34,13 @@ BatchUploader::BatchUploader(Device device) : device_(device) {
 #endif
 }
 
-BatchUploader::~BatchUploader() = default;
+BatchUploader::~BatchUploader() {
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+  // No copy may still read a staging buffer when it is freed.
+  if (staging_)
+    for (CudaEvent& copied : staging_->copied) copied.wait();
+#endif
+}
 
 DeviceBatch BatchUploader::upload(const Batch& batch) {
   DEBLUR_CHECK(batch.blur.device() == Device::CPU && batch.blur.is_contiguous() &&

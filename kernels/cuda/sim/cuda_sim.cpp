@@ -831,6 +831,16 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   return cudaMemcpy(dst, src, bytes, kind);
 }
 
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t) {
+  using namespace deblur::sim;
+  if (checked() && bytes > 0) {
+    std::lock_guard lock(g_regions_mutex);
+    if (!find_region(pointer, bytes)) return cudaErrorInvalidValue;
+  }
+  if (bytes > 0) std::memset(pointer, value, bytes);
+  return cudaSuccess;
+}
+
 struct CUevent_sim {};
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {

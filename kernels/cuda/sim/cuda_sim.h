@@ -302,6 +302,7 @@ cudaError_t cudaMallocHost(void** pointer, size_t bytes);
 cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream);
 struct CUevent_sim;
 using cudaEvent_t = CUevent_sim*;
 inline constexpr unsigned cudaEventDisableTiming = 2;
