@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <type_traits>
 #include <nlohmann/json.hpp>
@@ -205,29 +206,50 @@ RunState resume_from(const std::string& path, const TrainConfig& config, DeblurU
   return state;
 }
 
+// The validation pairs, decoded again each epoch rather than held: the GoPro test set's 1111
+// pairs at 1280x720 would take ~6 GB. The next pair is decoded on another thread while the
+// current one runs through the model.
 struct ValidationSet {
-  std::vector<Image> blur, sharp;
-  std::vector<std::string> names;
-  double input_psnr = 0.0, input_ssim = 0.0;
+  std::vector<ImagePair> pairs;
+  double input_psnr = 0.0, input_ssim = 0.0;  // the blurry inputs' own
 };
+
+struct DecodedPair {
+  Image blur, sharp;
+};
+
+DecodedPair decode(const ImagePair& pair) {
+  return {read_image(pair.blur), read_image(pair.sharp)};
+}
+
+// Calls visit(decoded pair) for each pair in order, decoding one ahead.
+template <class Visit>
+void for_each_pair(const ValidationSet& set, Visit visit) {
+  std::future<DecodedPair> next =
+      std::async(std::launch::async, decode, std::cref(set.pairs.front()));
+  for (size_t i = 0; i < set.pairs.size(); ++i) {
+    DecodedPair current = next.get();
+    if (i + 1 < set.pairs.size())
+      next = std::async(std::launch::async, decode, std::cref(set.pairs[i + 1]));
+    visit(current);
+  }
+}
 
 ValidationSet load_validation(const TrainConfig& config, const LogFn& log) {
   ScanOptions options;
   options.skip_bad = config.skip_bad;
   options.min_side = kMetricsMinSide;
-  const Dataset data = scan_pairs(config.test_data, options);
+  Dataset data = scan_pairs(config.test_data, options);
   for (const std::string& warning : data.warnings) log("warning: " + warning, false);
   ValidationSet set;
-  for (const ImagePair& pair : data.pairs) {
-    set.blur.push_back(read_image(pair.blur));
-    set.sharp.push_back(read_image(pair.sharp));
-    set.names.push_back(pair.blur);
-    const ImageMetrics m = compare_images(set.blur.back(), set.sharp.back());
+  set.pairs = std::move(data.pairs);
+  for_each_pair(set, [&](const DecodedPair& pair) {
+    const ImageMetrics m = compare_images(pair.blur, pair.sharp);
     set.input_psnr += std::min(m.psnr, kPsnrCap);
     set.input_ssim += m.ssim;
-  }
-  set.input_psnr /= double(set.blur.size());
-  set.input_ssim /= double(set.blur.size());
+  });
+  set.input_psnr /= double(set.pairs.size());
+  set.input_ssim /= double(set.pairs.size());
   return set;
 }
 
@@ -240,14 +262,14 @@ EpochMetrics validate(const DeblurUNet& model, const ValidationSet& set, const T
   const Predictor predictor(model, tiles);
   EpochMetrics m;
   NoGradGuard no_grad;
-  for (size_t i = 0; i < set.blur.size(); ++i) {
-    const Image out = predictor.run(set.blur[i]);
-    const ImageMetrics metrics = compare_images(out, set.sharp[i]);
+  for_each_pair(set, [&](const DecodedPair& pair) {
+    const Image out = predictor.run(pair.blur);
+    const ImageMetrics metrics = compare_images(out, pair.sharp);
     m.psnr += std::min(metrics.psnr, kPsnrCap);
     m.ssim += metrics.ssim;
-    m.val_loss += loss(image_tensor(out), image_tensor(set.sharp[i])).total.item();
-  }
-  const double n = double(set.blur.size());
+    m.val_loss += loss(image_tensor(out), image_tensor(pair.sharp)).total.item();
+  });
+  const double n = double(set.pairs.size());
   m.psnr /= n;
   m.ssim /= n;
   m.val_loss /= n;
@@ -399,7 +421,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
   log(detail::concat("training on ", config.device, ": ", loader.samples(), " ",
                      config.synthetic_blur ? "sharp images (synthetic blur)" : "pairs", ", ",
                      batches, " batches of ", config.batch_size, " x ", config.patch_size, "x",
-                     config.patch_size, " per epoch; validation: ", validation.blur.size(),
+                     config.patch_size, " per epoch; validation: ", validation.pairs.size(),
                      " images, blurry input PSNR ", format_double(validation.input_psnr, 2),
                      " dB, SSIM ", format_double(validation.input_ssim, 4)),
       false);
