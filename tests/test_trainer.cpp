@@ -18,6 +18,7 @@
 #include "infer/predictor.h"
 #include "layers/deblur_unet.h"
 #include "tests/cli_testing.h"
+#include "train/run_record.h"
 #include "train/synthetic_blur.h"
 #include "train/trainer.h"
 
@@ -149,7 +150,12 @@ TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken
     CHECK(std::abs(w16.values[i] - w32.values[i]) <= std::abs(w32.values[i]) * 0x1p-11 + 1e-7);
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.csv"));
   CHECK(fs::exists(fs::path(unbroken.run_dir) / "metrics.png"));
-  CHECK(fs::exists(fs::path(unbroken.run_dir) / "config.json"));
+  CHECK(fs::exists(fs::path(unbroken.run_dir) / "params.json"));
+  const RunInfo info = read_run_info((fs::path(unbroken.run_dir) / "run.json").string());
+  CHECK(info.status == "FINISHED");
+  CHECK(info.steps == 3);
+  CHECK(info.best_epoch == 1);
+  CHECK(info.best_checkpoint == a.best_checkpoint);
 }
 
 // PSNR of the untrained model (the trainer's initialisation from c.seed) on the pair.
@@ -266,6 +272,11 @@ TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and ex
   const SafetensorsFile last = read_safetensors((dir / "ck" / "last.safetensors").string());
   CHECK(std::stoll(last.metadata.at("step")) >= 1);
   CHECK(last.find("optimizer.exp_avg.final.bias") != nullptr);
+  // The run folder says how it ended, and deblur runs lists it.
+  CHECK(read_run_info((dir / "run" / "run.json").string()).status == "KILLED");
+  const testing::CliRun runs = testing::run_cli("runs --dir " + testing::shell_quoted(dir.path()));
+  CHECK(runs.exit_code == 0);
+  CHECK_THAT(runs.out, Catch::Contains("deblur_unet") && Catch::Contains("KILLED"));
 }
 
 TEST_CASE("camera-shake blur: normalised thin kernels, deterministic, blurs a patch",

@@ -32,6 +32,7 @@
 #include "train/loader.h"
 #include "train/optimizer.h"
 #include "train/plot.h"
+#include "train/run_record.h"
 #include "train/synthetic_blur.h"
 #include "train/uploader.h"
 
@@ -209,6 +210,59 @@ RunState resume_from(const std::string& path, const TrainConfig& config, DeblurU
 // The validation pairs, decoded again each epoch rather than held: the GoPro test set's 1111
 // pairs at 1280x720 would take ~6 GB. The next pair is decoded on another thread while the
 // current one runs through the model.
+// run.json through the run (train/run_record.h): RUNNING from the start, refreshed after each
+// epoch; FAILED if an error leaves run_training before finish() says how the run ended.
+class RunRecorder {
+ public:
+  RunRecorder(std::string path, const TrainConfig& config) : path_(std::move(path)) {
+    if (!config.resume.empty() && fs::exists(path_))  // a resumed run keeps its start
+      info_ = read_run_info(path_);
+    else
+      info_.start_time = utc_now();
+    info_.name = config.registered_model_name;
+    info_.status = "RUNNING";
+    info_.end_time.clear();
+    info_.device = config.device;
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    info_.host = host;
+    info_.git_commit = DEBLUR_GIT_COMMIT;
+    write_run_info(path_, info_);
+  }
+  ~RunRecorder() {
+    if (finished_) return;
+    info_.status = "FAILED";
+    info_.end_time = utc_now();
+    try {
+      write_run_info(path_, info_);
+    } catch (...) {  // already leaving with an error: that one is the one to report
+    }
+  }
+  RunRecorder(const RunRecorder&) = delete;
+  RunRecorder& operator=(const RunRecorder&) = delete;
+
+  void update(const RunState& state) {
+    info_.epochs = state.epoch;
+    info_.steps = state.step;
+    info_.best_epoch = state.best_epoch;
+    info_.best_psnr = state.best_epoch > 0 ? state.best_psnr : 0.0;
+    info_.best_ssim = state.best_ssim;
+    info_.best_checkpoint = state.best_path;
+    write_run_info(path_, info_);
+  }
+  void finish(const RunState& state, bool interrupted) {
+    info_.status = interrupted ? "KILLED" : "FINISHED";
+    info_.end_time = utc_now();
+    update(state);
+    finished_ = true;
+  }
+
+ private:
+  std::string path_;
+  RunInfo info_;
+  bool finished_ = false;
+};
+
 struct ValidationSet {
   std::vector<ImagePair> pairs;
   double input_psnr = 0.0, input_ssim = 0.0;  // the blurry inputs' own
@@ -414,8 +468,10 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
   // metrics.csv holds this run's epochs: on resume, those up to the checkpoint's.
   MetricsCsv metrics_csv((fs::path(config.run_dir) / "metrics.csv").string(), state.epoch);
   const std::string config_text = config_json(config);
-  write_file_atomically((fs::path(config.run_dir) / "config.json").string(),
+  write_file_atomically((fs::path(config.run_dir) / "params.json").string(),
                         reinterpret_cast<const uint8_t*>(config_text.data()), config_text.size());
+  RunRecorder recorder((fs::path(config.run_dir) / "run.json").string(), config);
+  recorder.update(state);
 
   const int64_t batches = loader.batches_per_epoch();
   log(detail::concat("training on ", config.device, ": ", loader.samples(), " ",
@@ -553,6 +609,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                        format_double(m.grad_norm, 5), ",", format_double(m.images_per_s, 2), ",",
                        format_double(epoch_seconds, 1)));
     plot_metrics(metrics_csv.path(), (fs::path(config.run_dir) / "metrics.png").string());
+    recorder.update(state);
     log(detail::concat("epoch ", state.epoch, "/", config.num_epochs, ": train loss ",
                        format_double(m.train_loss, 4), ", val loss ",
                        format_double(m.val_loss, 4), ", PSNR ", format_double(m.psnr, 2),
@@ -577,6 +634,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
       break;
     }
   }
+  recorder.finish(state, result.interrupted);
   result.best_checkpoint = state.best_path;
   result.best_psnr = state.best_psnr;
   result.best_ssim = state.best_ssim;

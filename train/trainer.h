@@ -19,7 +19,8 @@
 // --resume PATH continues exactly where PATH left off (epoch, batch within the epoch, step,
 // best PSNR, epochs without improvement): batches depend only on (seed, epoch, position), so a
 // resumed run sees the batches the uninterrupted one would have.
-// In <run_dir>: metrics.csv (one row per epoch) and metrics.png (loss and PSNR by epoch).
+// In <run_dir>: params.json (the configuration), metrics.csv (one row per epoch), metrics.png
+// (loss and PSNR by epoch) and run.json (status, times, best scores: train/run_record.h).
 #pragma once
 
 #include <cstdint>
@@ -69,7 +70,7 @@ struct TrainResult {
 // What the trainer prints: progress lines and summaries go to `log` (stdout by default).
 using LogFn = std::function<void(const std::string& line, bool transient)>;
 
-// The configuration as JSON (checkpoint metadata, the run folder's config.json).
+// The configuration as JSON (checkpoint metadata, the run folder's params.json).
 std::string config_json(const TrainConfig& config);
 
 // Runs training to the end (num_epochs, patience, max_steps or Ctrl-C). Errors (bad data, a

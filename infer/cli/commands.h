@@ -11,5 +11,6 @@ int run_metrics(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_make_dataset(int argc, char** argv);
 int run_export(int argc, char** argv);
+int run_runs(int argc, char** argv);
 
 }  // namespace deblur::cli

@@ -14,6 +14,7 @@ void print_usage() {
       "commands:\n"
       "  train    train a DeblurUNet on blurry/sharp pairs (or sharp images with synthetic\n"
       "           blur): checkpoints, validation, early stopping, resume\n"
+      "  runs     the local training runs: status, epochs, best PSNR/SSIM and checkpoint\n"
       "  make-dataset  sharp photos into a training/validation set with synthetic camera shake\n"
       "  export   a training checkpoint's weights as an F16 model file for inference\n"
       "  infer    deblur an image or a folder of images (tiled, any size)\n"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     if (command == "train") return deblur::cli::run_train(argc, argv);
     if (command == "make-dataset") return deblur::cli::run_make_dataset(argc, argv);
     if (command == "export") return deblur::cli::run_export(argc, argv);
+    if (command == "runs") return deblur::cli::run_runs(argc, argv);
     if (command == "infer") return deblur::cli::run_infer(argc, argv);
     if (command == "demo") return deblur::cli::run_demo(argc, argv);
     if (command == "info") return deblur::cli::run_info(argc, argv);
