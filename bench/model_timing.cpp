@@ -27,6 +27,7 @@
 #include "engine/check.h"
 #include "engine/conv_backend.h"
 #include "engine/cudnn_conv.h"
+#include "engine/device_memory.h"
 #include "engine/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "layers/deblur_unet.h"
@@ -139,20 +140,18 @@ double median_seconds(Device device, int repeats, Body body) {
 
 void reset_peak(Device device) {
 #ifdef DEBLUR_WITH_CUDA
-  if (device == Device::CUDA) cuda_reset_peak_memory();
-#else
-  (void)device;
+  if (device == Device::CUDA) return cuda_reset_peak_memory();
 #endif
+  host_reset_peak_memory();
 }
 
-// Peak device memory in use since reset_peak, in MiB (CUDA only; -1 on the CPU).
+// Peak tensor memory in use since reset_peak, in MiB (on the CPU: blocks of 1 MiB and more,
+// which is nearly all of it).
 double peak_mib(Device device) {
 #ifdef DEBLUR_WITH_CUDA
   if (device == Device::CUDA) return cuda_memory_stats().peak_in_use_bytes / 1048576.0;
-#else
-  (void)device;
 #endif
-  return -1.0;
+  return host_memory_stats().peak_in_use_bytes / 1048576.0;
 }
 
 void report(const std::string& name, double seconds, double flops, double mib) {

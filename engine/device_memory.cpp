@@ -2,9 +2,14 @@
 // (engine/cuda_allocator.cpp) in the CUDA and simulator builds.
 #include "engine/device_memory.h"
 
+#include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <map>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 
 #include "engine/check.h"
 #include "engine/cuda_allocator.h"
@@ -30,6 +35,109 @@ bool cuda_available() {
 #endif
 }
 
+namespace {
+constexpr size_t kCachedMinBytes = size_t(1) << 20;
+
+// Sizes from 1 MiB up round to 8 classes per power of two.
+size_t size_class(size_t bytes) {
+  const size_t step = std::bit_floor(bytes) / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+class HostBlockCache {
+ public:
+  void* allocate(size_t bytes) {
+    if (bytes < kCachedMinBytes) return system_alloc(bytes);
+    bytes = size_class(bytes);
+    void* block = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        block = it->second;
+        free_.erase(it);
+        stats_.cached_bytes -= bytes;
+      }
+    }
+    if (!block) block = system_alloc(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    sizes_[block] = bytes;
+    stats_.in_use_bytes += bytes;
+    stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+    return block;
+  }
+
+  void release(void* block) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = sizes_.find(block);
+      if (it != sizes_.end()) {
+        const size_t bytes = it->second;
+        sizes_.erase(it);
+        stats_.in_use_bytes -= bytes;
+        if (stats_.cached_bytes + bytes <= stats_.peak_in_use_bytes) {
+          free_.emplace(bytes, block);
+          stats_.cached_bytes += bytes;
+          return;
+        }
+      }
+    }
+    std::free(block);
+  }
+
+  HostMemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_in_use_bytes = stats_.in_use_bytes;
+  }
+
+  void empty() {
+    std::multimap<size_t, void*> blocks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      blocks.swap(free_);
+      stats_.cached_bytes = 0;
+    }
+    for (auto& [bytes, block] : blocks) std::free(block);
+  }
+
+ private:
+  static void* system_alloc(size_t bytes) {
+    bytes = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
+    void* p = std::aligned_alloc(kHostAlignment, bytes == 0 ? kHostAlignment : bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;          // cached blocks by size class
+  std::unordered_map<void*, size_t> sizes_;    // large blocks in use
+  HostMemoryStats stats_;
+};
+
+// Never destroyed: tensors held by statics may be freed after it would have been.
+HostBlockCache& host_cache() {
+  static HostBlockCache* cache = new HostBlockCache;
+  return *cache;
+}
+}  // namespace
+
+HostMemoryStats host_memory_stats() {
+  return host_cache().stats();
+}
+
+void host_reset_peak_memory() {
+  host_cache().reset_peak();
+}
+
+void host_empty_cache() {
+  host_cache().empty();
+}
+
 float* device_alloc(int64_t count, Device device) {
   if (device == Device::CUDA) {
 #ifdef DEBLUR_HAS_CUDA_KERNELS
@@ -38,11 +146,7 @@ float* device_alloc(int64_t count, Device device) {
     no_cuda();
 #endif
   }
-  size_t bytes = (static_cast<size_t>(count) * sizeof(float) + kHostAlignment - 1) /
-                 kHostAlignment * kHostAlignment;
-  void* p = std::aligned_alloc(kHostAlignment, bytes == 0 ? kHostAlignment : bytes);
-  if (!p) throw std::bad_alloc();
-  return static_cast<float*>(p);
+  return static_cast<float*>(host_cache().allocate(static_cast<size_t>(count) * sizeof(float)));
 }
 
 void device_free(float* data, Device device) {
@@ -52,7 +156,7 @@ void device_free(float* data, Device device) {
 #endif
     return;
   }
-  std::free(data);
+  host_cache().release(data);
 }
 
 void device_zero(float* data, int64_t count, Device device) {

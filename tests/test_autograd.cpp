@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "engine/device_memory.h"
 #include "engine/ops.h"
 #include "tests/testing.h"
 
@@ -123,4 +124,30 @@ TEST_CASE("relu keeps NaN, as PyTorch does", "[autograd][relu]") {
 
 TEST_CASE("tensor shapes that overflow are refused", "[tensor]") {
   CHECK_THROWS_WITH(Tensor::empty({1 << 21, 1 << 21, 1 << 21, 8}), Catch::Contains("too large"));
+}
+
+TEST_CASE("large host blocks are cached and reused, small ones are not counted", "[tensor]") {
+  host_empty_cache();
+  const HostMemoryStats before = host_memory_stats();
+  const Shape large{1, 4, 256, 260};  // 1,064,960 bytes: size class 1 MiB + 1/8 MiB
+  const size_t size_class = size_t(9) << 17;
+  float* first = nullptr;
+  {
+    Tensor a = Tensor::zeros(large);
+    first = a.data();
+    const HostMemoryStats during = host_memory_stats();
+    CHECK(during.in_use_bytes == before.in_use_bytes + size_class);
+    CHECK(during.peak_in_use_bytes >= during.in_use_bytes);
+    Tensor small = Tensor::zeros({1, 1, 16, 16});
+    CHECK(host_memory_stats().in_use_bytes == during.in_use_bytes);
+  }
+  const HostMemoryStats after = host_memory_stats();
+  CHECK(after.in_use_bytes == before.in_use_bytes);
+  CHECK(after.cached_bytes == size_class);
+  // The same size class comes back from the cache, zeroed when asked for.
+  Tensor again = Tensor::zeros({1, 4, 256, 270});
+  CHECK(again.data() == first);
+  CHECK(host_memory_stats().cached_bytes == 0);
+  for (float v : again.to_vector()) REQUIRE(v == 0.0f);
+  host_empty_cache();
 }

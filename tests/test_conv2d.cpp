@@ -4,6 +4,7 @@
 
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_blocked.h"
 #include "tests/testing.h"
 
 using namespace deblur;
@@ -49,6 +50,55 @@ TEST_CASE("conv2d kernel forward equals the definition", "[conv2d]") {
     CHECK(expect_close(y, conv_by_definition(x, xs, w, b, out_c, k), 1e-12, 1e-12,
                        "conv" + std::to_string(k)));
   }
+}
+
+TEST_CASE("conv2d float kernels of every instruction set equal the double reference",
+          "[conv2d]") {
+  // Odd widths cover every tile shape (one to four vectors per row, partial last vectors,
+  // several rows per tile), channel counts that are no multiple of any output block, k = 1 and 3,
+  // and an input that is a channel slice of a wider tensor (batch stride > C * H * W).
+  struct Case {
+    Shape xs;
+    int64_t out_c;
+  };
+  const Case cases[] = {{{2, 3, 5, 1}, 5},   {{1, 7, 3, 17}, 13}, {{2, 5, 9, 33}, 7},
+                        {{1, 4, 6, 70}, 6},  {{2, 13, 4, 8}, 3},  {{1, 3, 11, 130}, 32},
+                        {{3, 16, 16, 16}, 12}, {{1, 3, 176, 176}, 8}, {{1, 16, 176, 176}, 8},
+                        {{1, 8, 88, 88}, 16}};
+  for (const auto* isa : cpu::supported_conv2d_isas())
+    for (int k : {1, 3})
+      for (const Case& c : cases) {
+        const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};
+        const std::string what = std::string(isa->name) + " conv" + std::to_string(k) + " " +
+                                 std::to_string(xs.c) + "->" + std::to_string(c.out_c) + " " +
+                                 std::to_string(xs.h) + "x" + std::to_string(xs.w);
+        // x lives in a buffer with 2 extra channels per sample: the kernels must use the view's
+        // batch stride.
+        const Shape wide{xs.n, xs.c + 2, xs.h, xs.w};
+        const auto x_wide = random_values(wide.numel(), 21);
+        const auto w = random_values(c.out_c * xs.c * k * k, 22);
+        const auto b = random_values(c.out_c, 23);
+        const auto gy = random_values(ys.numel(), 24);
+        auto xd = x_wide;
+        cpu::NchwView<double> x_view{xd.data(), xs.n, xs.c, xs.h, xs.w, wide.c * wide.h * wide.w};
+        std::vector<double> y_ref(ys.numel()), gw_ref(w.size(), 0.0), gyd = gy;
+        cpu::conv2d_forward<double>(x_view, w.data(), b.data(), k, view(y_ref, ys));
+        cpu::conv2d_backward_params<double>(x_view, view(gyd, ys), k, gw_ref.data(), nullptr);
+
+        auto xf = to_float(x_wide);
+        const auto wf = to_float(w), bf = to_float(b);
+        auto gyf = to_float(gy);
+        cpu::NchwView<float> xf_view{xf.data(), xs.n, xs.c, xs.h, xs.w, wide.c * wide.h * wide.w};
+        std::vector<float> y(ys.numel(), 1e30f), gw(w.size(), 0.5f);
+        isa->forward(xf_view, wf.data(), bf.data(), k, view(y, ys));
+        isa->backward_weight(xf_view, view(gyf, ys), k, gw.data());
+        for (float& v : gw) v -= 0.5f;  // pre-filled: the kernel adds
+        // Float sums of at most 16 * 9 products of values in [-1, 1] (forward) and of
+        // 3 * 16 * 16 or 130 * 11 pixel products (weight gradient): rounding stays below
+        // ~1e-6 and ~1e-4 of those sums' scale.
+        CHECK(expect_close(to_double(y), y_ref, 2e-5, 1e-5, what + " forward"));
+        CHECK(expect_close(to_double(gw), gw_ref, 2e-4, 1e-5, what + " weight grad"));
+      }
 }
 
 TEST_CASE("conv2d kernel gradcheck", "[gradcheck][conv2d]") {

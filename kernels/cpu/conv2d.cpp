@@ -1,4 +1,8 @@
-// CPU convolution: direct, with no im2col buffer. The forward keeps a block of output rows for
+// CPU convolution. float32 runs the register-blocked kernels of conv2d_blocked.h (the widest
+// instruction set the CPU has); double, which the gradchecks use, runs the direct loops below,
+// which are also the reference those kernels are tested against.
+//
+// Direct convolution, with no im2col buffer: the forward keeps a block of output rows for
 // several output channels in a small accumulator and streams each input row past it, so every
 // input row loaded is used by kOutBlock channels and 9 taps; the inner loop runs along a row and
 // vectorises. The input gradient is the same convolution with the weights transposed and
@@ -6,8 +10,10 @@
 #include "kernels/cpu/conv2d.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv2d_blocked.h"
 #include "kernels/cpu/parallel.h"
 
 namespace deblur::cpu {
@@ -34,10 +40,9 @@ inline T dot_shifted(const T* a, const T* in, int64_t width, int64_t shift) {
   for (int64_t x = begin; x < end; ++x) s += a[x] * src[x];
   return s;
 }
-}  // namespace
 
 template <class T>
-void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
+void direct_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
                     NchwView<T> y) {
   const int64_t in_c = x.c, out_c = y.c, height = x.h, width = x.w;
   const int64_t taps = int64_t(kernel) * kernel, pad = kernel / 2;
@@ -72,6 +77,44 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
   });
 }
 
+// grad_weight += the direct sums; one job per (o, c) owns grad_weight[o, c, :, :].
+template <class T>
+void direct_backward_weight(NchwView<const T> x, NchwView<const T> grad_y, int kernel,
+                            T* grad_weight) {
+  const int64_t in_c = x.c, out_c = grad_y.c, height = x.h, width = x.w;
+  const int64_t taps = int64_t(kernel) * kernel, pad = kernel / 2;
+  parallel_for(out_c * in_c, [&](int64_t job) {
+    const int64_t o = job / in_c, c = job % in_c;
+    double sums[9] = {};  // per tap; row partial sums in T, totals in double
+    for (int64_t n = 0; n < x.n; ++n) {
+      const T* gy_plane = grad_y.channel(n, o);
+      const T* x_plane = x.channel(n, c);
+      for (int64_t row = 0; row < height; ++row) {
+        const T* gy = gy_plane + row * width;
+        for (int64_t u = 0; u < kernel; ++u) {
+          const int64_t in_row = row + u - pad;
+          if (in_row < 0 || in_row >= height) continue;
+          const T* src = x_plane + in_row * width;
+          for (int64_t v = 0; v < kernel; ++v)
+            sums[u * kernel + v] += dot_shifted(gy, src, width, v - pad);
+        }
+      }
+    }
+    T* gw = grad_weight + (o * in_c + c) * taps;
+    for (int64_t t = 0; t < taps; ++t) gw[t] += T(sums[t]);
+  });
+}
+}  // namespace
+
+template <class T>
+void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
+                    NchwView<T> y) {
+  if constexpr (std::is_same_v<T, float>)
+    active_conv2d_isa().forward(x, weight, bias, kernel, y);
+  else
+    direct_forward(x, weight, bias, kernel, y);
+}
+
 template <class T>
 void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel,
                            NchwView<T> grad_x) {
@@ -88,32 +131,14 @@ void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel
 template <class T>
 void conv2d_backward_params(NchwView<const T> x, NchwView<const T> grad_y, int kernel,
                             T* grad_weight, T* grad_bias) {
-  const int64_t in_c = x.c, out_c = grad_y.c, height = x.h, width = x.w;
-  const int64_t taps = int64_t(kernel) * kernel, pad = kernel / 2;
-  // One job per (o, c): it owns grad_weight[o, c, :, :], so no two threads write one value.
-  if (grad_weight)
-    parallel_for(out_c * in_c, [&](int64_t job) {
-      const int64_t o = job / in_c, c = job % in_c;
-      double sums[9] = {};  // per tap; row partial sums in T, totals in double
-      for (int64_t n = 0; n < x.n; ++n) {
-        const T* gy_plane = grad_y.channel(n, o);
-        const T* x_plane = x.channel(n, c);
-        for (int64_t row = 0; row < height; ++row) {
-          const T* gy = gy_plane + row * width;
-          for (int64_t u = 0; u < kernel; ++u) {
-            const int64_t in_row = row + u - pad;
-            if (in_row < 0 || in_row >= height) continue;
-            const T* src = x_plane + in_row * width;
-            for (int64_t v = 0; v < kernel; ++v)
-              sums[u * kernel + v] += dot_shifted(gy, src, width, v - pad);
-          }
-        }
-      }
-      T* gw = grad_weight + (o * in_c + c) * taps;
-      for (int64_t t = 0; t < taps; ++t) gw[t] += T(sums[t]);
-    });
+  if (grad_weight) {
+    if constexpr (std::is_same_v<T, float>)
+      active_conv2d_isa().backward_weight(x, grad_y, kernel, grad_weight);
+    else
+      direct_backward_weight(x, grad_y, kernel, grad_weight);
+  }
   if (!grad_bias) return;
-  parallel_for(out_c, [&](int64_t o) {
+  parallel_for(grad_y.c, [&](int64_t o) {
     double s = 0;
     for (int64_t n = 0; n < grad_y.n; ++n) {
       const T* gy = grad_y.channel(n, o);

@@ -1,0 +1,332 @@
+// Register-blocked float32 convolution microkernels (see kernels/cpu/conv2d_blocked.h), compiled
+// by CMake once per instruction set: DEBLUR_ISA names it (and this file's namespace),
+// DEBLUR_VEC_FLOATS is the floats per vector register (16 for AVX-512, 8 for AVX2, 4 for the
+// target's baseline: SSE2 on x86-64, NEON on AArch64). Plain C++ with GCC/Clang vector types:
+// the compiler turns the same source into each instruction set.
+//
+// Forward: a tile is kOutBlock output channels x R rows x NV vectors of pixels, all in
+// registers. For each input channel and tap, the tile's R * NV input vectors are loaded once from
+// the zero-padded input (shifted by the tap: no im2col buffer) and each is used by all kOutBlock
+// output channels, whose weights are packed [block][c][tap][kOutBlock] so the broadcasts are
+// consecutive. Narrow rows (the U-Net's deep levels) trade vectors per row for rows per tile, so
+// a 16-pixel-wide level still fills the registers.
+//
+// Weight gradient: grad_w[o, c, u, v] = sum over pixels of grad_y[o] * x_padded[c] shifted by
+// (u, v). For kGradBlock output channels and one input channel, the k*k tap sums are vector
+// accumulators over pixels; each step loads kGradBlock grad_y vectors and k*k shifted input
+// vectors. Rows are processed in bands small enough to stay in cache while every (output block,
+// input channel) pair passes over them; float partial sums of a few rows go into double lanes.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels/cpu/conv2d_blocked.h"
+#include "kernels/cpu/parallel.h"
+
+#if !defined(DEBLUR_ISA) || !defined(DEBLUR_VEC_FLOATS)
+#error "built by CMake once per instruction set, with DEBLUR_ISA and DEBLUR_VEC_FLOATS set"
+#endif
+
+namespace deblur::cpu::DEBLUR_ISA {
+namespace {
+
+constexpr int kVecFloats = DEBLUR_VEC_FLOATS;
+typedef float Vec __attribute__((vector_size(kVecFloats * sizeof(float))));
+
+// Register budget: AVX-512 has 32 vector registers (24 accumulators, 4 inputs, broadcasts
+// folded into the FMAs); AVX2 and SSE2 have 16 (12 accumulators).
+constexpr int kOutBlock = kVecFloats == 16 ? 6 : 4;
+constexpr int kTileVecs = kVecFloats == 16 ? 4 : 3;  // R * NV, vectors per output channel
+constexpr int kGradBlock = kVecFloats == 16 ? 2 : 1;
+
+inline Vec load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void store(float* p, Vec v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+inline int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
+
+inline int64_t ceil_div(int64_t v, int64_t m) {
+  return (v + m - 1) / m;
+}
+
+// One sample's channels surrounded by `pad` zeros, in rows of `stride` floats (zeros past the
+// data to the end of the row, zero rows below up to `rows`, zero channels up to `channels`):
+// every vector load of a tile, at any tap's shift, stays inside the buffer and reads a zero
+// wherever PyTorch's padding is.
+class PaddedPlanes {
+ public:
+  void fill(NchwView<const float> v, int64_t n, int64_t pad, int64_t stride, int64_t rows,
+            int64_t channels) {
+    stride_ = stride;
+    rows_ = rows;
+    const size_t size = size_t(channels * rows * stride);
+    if (size > capacity_) {
+      data_ = std::make_unique_for_overwrite<float[]>(size);
+      capacity_ = size;
+    }
+    parallel_for(channels, [&](int64_t c) {
+      float* dst = data_.get() + c * rows * stride;
+      if (c >= v.c) {
+        std::fill(dst, dst + rows * stride, 0.0f);
+        return;
+      }
+      const float* src = v.channel(n, c);
+      for (int64_t r = 0; r < rows; ++r, dst += stride) {
+        const int64_t in_row = r - pad;
+        if (in_row < 0 || in_row >= v.h) {
+          std::fill(dst, dst + stride, 0.0f);
+          continue;
+        }
+        std::fill(dst, dst + pad, 0.0f);
+        std::copy(src + in_row * v.w, src + (in_row + 1) * v.w, dst + pad);
+        std::fill(dst + pad + v.w, dst + stride, 0.0f);
+      }
+    });
+  }
+
+  const float* row(int64_t c, int64_t r) const { return data_.get() + (c * rows_ + r) * stride_; }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  size_t capacity_ = 0;
+  int64_t stride_ = 0, rows_ = 0;
+};
+
+// --- forward
+
+// [block][c][tap][kOutBlock], zero for output channels past out_c.
+std::vector<float> pack_forward_weights(const float* weight, int64_t out_c, int64_t in_c,
+                                        int64_t taps) {
+  std::vector<float> packed(size_t(ceil_div(out_c, kOutBlock) * kOutBlock * in_c * taps), 0.0f);
+  for (int64_t o = 0; o < out_c; ++o)
+    for (int64_t c = 0; c < in_c; ++c)
+      for (int64_t t = 0; t < taps; ++t)
+        packed[size_t(((o / kOutBlock * in_c + c) * taps + t) * kOutBlock + o % kOutBlock)] =
+            weight[(o * in_c + c) * taps + t];
+  return packed;
+}
+
+struct ForwardTile {
+  const PaddedPlanes* in;
+  int64_t in_c, width, height;
+  const float* weights;          // this output block's packed weights
+  const float* bias;             // kOutBlock values
+  float* out[kOutBlock];         // output channel planes; null past out_c
+};
+
+// Output rows [row0, row0 + R) and columns [x0, x0 + NV * kVecFloats) of one output block.
+template <int K, int R, int NV>
+void forward_tile(const ForwardTile& t, int64_t row0, int64_t x0) {
+  Vec acc[kOutBlock][R][NV];
+#pragma GCC unroll 8
+  for (int o = 0; o < kOutBlock; ++o)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[o][r][j] = Vec{} + t.bias[o];
+
+  const float* w = t.weights;
+  for (int64_t c = 0; c < t.in_c; ++c) {
+    const float* rows[R + K - 1];
+#pragma GCC unroll 8
+    for (int r = 0; r < R + K - 1; ++r) rows[r] = t.in->row(c, row0 + r) + x0;
+#pragma GCC unroll 3
+    for (int u = 0; u < K; ++u)
+#pragma GCC unroll 3
+      for (int v = 0; v < K; ++v, w += kOutBlock) {
+        Vec x[R][NV];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) x[r][j] = load(rows[r + u] + v + j * kVecFloats);
+#pragma GCC unroll 8
+        for (int o = 0; o < kOutBlock; ++o) {
+          const float wo = w[o];
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; ++j) acc[o][r][j] += wo * x[r][j];
+        }
+      }
+  }
+
+  const int64_t valid = std::min<int64_t>(NV * kVecFloats, t.width - x0);
+  for (int o = 0; o < kOutBlock; ++o) {
+    if (!t.out[o]) continue;
+    for (int r = 0; r < R && row0 + r < t.height; ++r) {
+      float* dst = t.out[o] + (row0 + r) * t.width + x0;
+      if (valid == NV * kVecFloats) {
+        for (int j = 0; j < NV; ++j) store(dst + j * kVecFloats, acc[o][r][j]);
+      } else {
+        float staged[NV * kVecFloats];
+        for (int j = 0; j < NV; ++j) store(staged + j * kVecFloats, acc[o][r][j]);
+        std::memcpy(dst, staged, size_t(valid) * sizeof(float));
+      }
+    }
+  }
+}
+
+template <int K, int NV>
+void forward_sample(const ForwardTile& block, int64_t row_groups, int64_t blocks,
+                    const std::vector<float>& packed, const std::vector<float>& bias,
+                    NchwView<float> y, int64_t n) {
+  constexpr int R = kTileVecs / NV;
+  const int64_t per_block = block.in_c * K * K * kOutBlock;
+  // Block-major: consecutive jobs reuse one block's weights; each job is R output rows.
+  parallel_for(blocks * row_groups, [&](int64_t job) {
+    const int64_t b = job / row_groups, row0 = job % row_groups * R, o0 = b * kOutBlock;
+    ForwardTile t = block;
+    t.weights = packed.data() + b * per_block;
+    t.bias = bias.data() + o0;
+    for (int o = 0; o < kOutBlock; ++o) t.out[o] = o0 + o < y.c ? y.channel(n, o0 + o) : nullptr;
+    for (int64_t x0 = 0; x0 < t.width; x0 += NV * kVecFloats) forward_tile<K, R, NV>(t, row0, x0);
+  });
+}
+
+template <int K>
+void forward_k(NchwView<const float> x, const float* weight, const float* bias,
+               NchwView<float> y) {
+  const int64_t width = x.w, height = x.h, pad = K / 2;
+  const int64_t blocks = ceil_div(y.c, kOutBlock);
+  const std::vector<float> packed = pack_forward_weights(weight, y.c, x.c, K * K);
+  std::vector<float> bias_padded(size_t(blocks * kOutBlock), 0.0f);
+  if (bias) std::copy(bias, bias + y.c, bias_padded.begin());
+
+  // Vectors per row: enough to cover the row, at most kTileVecs; the rest of the tile is rows.
+  const int nv = int(std::min<int64_t>(kTileVecs, ceil_div(width, kVecFloats)));
+  const int rows_per_tile = kTileVecs / nv;
+  const int64_t row_groups = ceil_div(height, rows_per_tile);
+  PaddedPlanes in;
+  ForwardTile block{&in, x.c, width, height, nullptr, nullptr, {}};
+  for (int64_t n = 0; n < x.n; ++n) {
+    in.fill(x, n, pad, round_up(width, int64_t(nv) * kVecFloats) + 2 * pad,
+            row_groups * rows_per_tile + 2 * pad, x.c);
+    if (nv == 1)
+      forward_sample<K, 1>(block, row_groups, blocks, packed, bias_padded, y, n);
+    else if (nv == 2)
+      forward_sample<K, 2>(block, row_groups, blocks, packed, bias_padded, y, n);
+    else if (nv == 3 && kTileVecs > 3)
+      forward_sample<K, 3>(block, row_groups, blocks, packed, bias_padded, y, n);
+    else
+      forward_sample<K, kTileVecs>(block, row_groups, blocks, packed, bias_padded, y, n);
+  }
+}
+
+void forward(NchwView<const float> x, const float* weight, const float* bias, int kernel,
+             NchwView<float> y) {
+  if (kernel == 3)
+    forward_k<3>(x, weight, bias, y);
+  else
+    forward_k<1>(x, weight, bias, y);
+}
+
+// --- weight gradient
+
+// Float partial sums are flushed into double lanes every kFlushVectors vector steps: the
+// weight gradient is a sum of 10^5 to 10^6 products that nearly cancel (GroupNorm's backward
+// leaves grad_y with zero mean per group), so long float sums would lose digits that matter.
+constexpr int64_t kFlushVectors = 32;
+typedef double DVec __attribute__((vector_size(kVecFloats * sizeof(double))));
+
+template <int K>
+void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, int64_t o0, int64_t c0,
+                     int64_t c1, int64_t row0, int64_t row1, int64_t width, int64_t in_c,
+                     double* sums) {
+  constexpr int taps = K * K;
+  const int64_t vectors_per_row = ceil_div(width, kVecFloats);
+  const int64_t rows_per_flush = std::max<int64_t>(1, kFlushVectors / vectors_per_row);
+  for (int64_t c = c0; c < c1; ++c) {
+    DVec totals[kGradBlock][taps] = {};
+    for (int64_t i0 = row0; i0 < row1; i0 += rows_per_flush) {
+      Vec acc[kGradBlock][taps];
+#pragma GCC unroll 2
+      for (int o = 0; o < kGradBlock; ++o)
+#pragma GCC unroll 9
+        for (int t = 0; t < taps; ++t) acc[o][t] = Vec{};
+      for (int64_t i = i0; i < std::min(row1, i0 + rows_per_flush); ++i) {
+        const float* g_rows[kGradBlock];
+        for (int o = 0; o < kGradBlock; ++o) g_rows[o] = gy.row(o0 + o, i);
+        const float* x_rows[K];
+        for (int u = 0; u < K; ++u) x_rows[u] = xp.row(c, i + u);
+        for (int64_t x0 = 0; x0 < width; x0 += kVecFloats) {
+          Vec g[kGradBlock];
+#pragma GCC unroll 2
+          for (int o = 0; o < kGradBlock; ++o) g[o] = load(g_rows[o] + x0);
+#pragma GCC unroll 3
+          for (int u = 0; u < K; ++u)
+#pragma GCC unroll 3
+            for (int v = 0; v < K; ++v) {
+              const Vec xv = load(x_rows[u] + x0 + v);
+#pragma GCC unroll 2
+              for (int o = 0; o < kGradBlock; ++o) acc[o][u * K + v] += g[o] * xv;
+            }
+        }
+      }
+      for (int o = 0; o < kGradBlock; ++o)
+        for (int t = 0; t < taps; ++t) totals[o][t] += __builtin_convertvector(acc[o][t], DVec);
+    }
+    for (int o = 0; o < kGradBlock; ++o)
+      for (int t = 0; t < taps; ++t) {
+        double lanes = 0;
+        for (int l = 0; l < kVecFloats; ++l) lanes += totals[o][t][l];
+        sums[((o0 + o) * in_c + c) * taps + t] += lanes;
+      }
+  }
+}
+
+template <int K>
+void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
+                       float* grad_weight) {
+  constexpr int taps = K * K, pad = K / 2;
+  const int64_t in_c = x.c, out_c = grad_y.c, width = x.w, height = x.h;
+  const int64_t blocks = ceil_div(out_c, kGradBlock);
+  const int64_t stride = round_up(width, kVecFloats);
+  // Bands of rows whose input and grad_y planes together stay within about 512 KB.
+  const int64_t band =
+      std::clamp<int64_t>((int64_t(512) << 10) / ((in_c + out_c) * stride * 4), 1, height);
+  // Jobs of enough input channels to outweigh their scheduling: ~32K multiply-adds per lane.
+  const int64_t per_job = std::clamp<int64_t>((int64_t(32) << 10) / (band * stride), 1, in_c);
+  const int64_t groups = ceil_div(in_c, per_job);
+  // The padded sums of kGradBlock-rounded output channels (the extra ones are zero gradients).
+  std::vector<double> sums(size_t(blocks * kGradBlock * in_c * taps), 0.0);
+  PaddedPlanes gy, xp;
+  for (int64_t n = 0; n < x.n; ++n) {
+    gy.fill(grad_y, n, 0, stride, height, blocks * kGradBlock);
+    xp.fill(x, n, pad, stride + 2 * pad, height + 2 * pad, in_c);
+    for (int64_t row0 = 0; row0 < height; row0 += band) {
+      const int64_t row1 = std::min(height, row0 + band);
+      parallel_for(blocks * groups, [&](int64_t job) {
+        const int64_t b = job / groups, c0 = job % groups * per_job;
+        weight_grad_job<K>(gy, xp, b * kGradBlock, c0, std::min(in_c, c0 + per_job), row0, row1,
+                           width, in_c, sums.data());
+      });
+    }
+  }
+  for (int64_t i = 0; i < out_c * in_c * taps; ++i) grad_weight[i] += float(sums[size_t(i)]);
+}
+
+void backward_weight(NchwView<const float> x, NchwView<const float> grad_y, int kernel,
+                     float* grad_weight) {
+  if (kernel == 3)
+    backward_weight_k<3>(x, grad_y, grad_weight);
+  else
+    backward_weight_k<1>(x, grad_y, grad_weight);
+}
+
+}  // namespace
+
+#define DEBLUR_STRINGIFY_(name) #name
+#define DEBLUR_STRINGIFY(name) DEBLUR_STRINGIFY_(name)
+extern const Conv2dIsa conv2d_isa;
+const Conv2dIsa conv2d_isa{DEBLUR_STRINGIFY(DEBLUR_ISA), forward, backward_weight};
+
+}  // namespace deblur::cpu::DEBLUR_ISA
