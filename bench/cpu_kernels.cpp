@@ -3,7 +3,8 @@
 //   deblur_bench_cpu [--benchmark_filter=REGEX] [--benchmark_format=json] ...
 //
 // Shapes: every distinct convolution of the U-Net (input channels, output channels, level) at
-// inference (batch 1, 512x512) for the forward, and at training (batch 4, 256x256: the seed's
+// inference (batch 1, 512x512) for the forward and the inference forward (Winograd where it
+// applies; its GFLOP/s are the direct convolution's FLOPs over its time), and at training (batch 4, 256x256: the seed's
 // batch of 24 divided by 6, to keep a run of the whole suite in minutes on a few cores; the
 // per-image work is the same) for the forward, the input gradient and the weight gradient;
 // GroupNorm + ReLU, pooling and upsampling at each level; MS-SSIM and Charbonnier on a training
@@ -118,7 +119,7 @@ void report_bytes(benchmark::State& state, const Stopwatch& watch, double bytes_
 
 // --- convolution
 
-enum class ConvPass { Forward, GradInput, GradWeight };
+enum class ConvPass { Forward, ForwardInference, GradInput, GradWeight };
 
 struct ConvShape {
   const char* layer;
@@ -157,6 +158,9 @@ void bench_conv(benchmark::State& state, ConvShape shape, int64_t batch, int64_t
     switch (pass) {
       case ConvPass::Forward:
         deblur::cpu::conv2d_forward<float>(xv, w.data(), b.data(), shape.kernel, yv);
+        break;
+      case ConvPass::ForwardInference:
+        deblur::cpu::conv2d_forward_inference(xv, w.data(), b.data(), shape.kernel, yv);
         break;
       case ConvPass::GradInput:
         deblur::cpu::conv2d_backward_input<float>(yv, w.data(), shape.kernel, xv);
@@ -262,14 +266,16 @@ void bench_adamw(benchmark::State& state) {
 }
 
 void register_all() {
-  const char* pass_names[] = {"forward", "grad_input", "grad_weight"};
+  const char* pass_names[] = {"forward", "forward_inference", "grad_input", "grad_weight"};
   for (const ConvShape& s : kConvShapes) {
     const std::string shape = std::string(s.layer) + "/" + std::to_string(s.in_c) + "to" +
                               std::to_string(s.out_c);
-    benchmark::RegisterBenchmark(("conv/infer_1x512/" + shape + "/forward").c_str(), bench_conv, s,
-                                 1, 512, ConvPass::Forward)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+    for (ConvPass pass : {ConvPass::Forward, ConvPass::ForwardInference})
+      benchmark::RegisterBenchmark(
+          ("conv/infer_1x512/" + shape + "/" + pass_names[int(pass)]).c_str(), bench_conv, s, 1,
+          512, pass)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     for (ConvPass pass : {ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight})
       benchmark::RegisterBenchmark(
           ("conv/train_4x256/" + shape + "/" + pass_names[int(pass)]).c_str(), bench_conv, s, 4,

@@ -64,6 +64,15 @@ def torch_case(args):
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2]
 
+    if args.torch_case == "make_image":
+        # A 2048x2048 PNG: the bundled sample tiled (a photo, not noise).
+        sample = Image.open(os.path.join(REPO, "samples", "blurry.png")).convert("RGB")
+        canvas = Image.new("RGB", (2048, 2048))
+        for y in range(0, 2048, sample.height):
+            for x in range(0, 2048, sample.width):
+                canvas.paste(sample, (x, y))
+        canvas.save(args.output)
+        return
     if args.torch_case == "infer512":
         model.eval()
         x = torch.rand(1, 3, 512, 512) * 2 - 1
@@ -137,10 +146,10 @@ def run_measured(command):
         return out.read(), wall, usage.ru_maxrss / 1024.0
 
 
-def ours_model_timing(args, flag, value, label):
+def ours_model_timing(args, inference, train, label):
     out, _, rss = run_measured([os.path.join(args.bin, "deblur_model_timing"), "--device", "cpu",
                                 "--threads", str(args.threads), "--repeats", str(args.repeats),
-                                flag, value])
+                                "--inference", inference, "--train", train])
     for line in out.splitlines():
         if line.startswith(label):
             return float(line.split()[len(label.split())]), rss
@@ -154,17 +163,6 @@ def torch_measured(args, case, extra=()):
                                 args.reference, *extra])
     result = json.loads(out.strip().splitlines()[-1])
     return result["seconds"], rss, result["torch"]
-
-
-def make_test_image(path):
-    """A 2048x2048 PNG: the bundled sample tiled (a photo, not noise)."""
-    from PIL import Image
-    sample = Image.open(os.path.join(REPO, "samples", "blurry.png")).convert("RGB")
-    canvas = Image.new("RGB", (2048, 2048))
-    for y in range(0, 2048, sample.height):
-        for x in range(0, 2048, sample.width):
-            canvas.paste(sample, (x, y))
-    canvas.save(path)
 
 
 def main():
@@ -189,16 +187,17 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             if case == "infer512":
-                ours, ours_rss = ours_model_timing(args, "--inference", "512", "inference 512x512")
+                ours, ours_rss = ours_model_timing(args, "512", "none", "inference 512x512")
                 theirs, theirs_rss, torch_version = torch_measured(args, case)
             elif case == "train":
-                ours, ours_rss = ours_model_timing(args, "--train", f"{args.train_batch}x256",
+                ours, ours_rss = ours_model_timing(args, "none", f"{args.train_batch}x256",
                                                    f"train step {args.train_batch}x256x256")
                 theirs, theirs_rss, torch_version = torch_measured(args, case)
             elif case == "tiled2048":
                 image, model = os.path.join(tmp, "in2048.png"), os.path.join(tmp, "model.safetensors")
-                make_test_image(image)
-                run_measured([os.path.join(args.bin, "deblur"), "demo", "--size", "64", "--save", model])
+                run_measured([args.torch_python, os.path.abspath(__file__), "--torch_case",
+                              "make_image", "--output", image])
+                run_measured([os.path.join(args.bin, "deblur"), "demo", "--size", "176", "--save", model])
                 _, ours, ours_rss = run_measured(
                     [os.path.join(args.bin, "deblur"), "infer", "--model", model, "--input", image,
                      "--output", os.path.join(tmp, "ours.png"), "--tile", str(TILE), "--overlap",
@@ -214,7 +213,7 @@ def main():
                   f"{ours / theirs:5.2f}  peak RSS ours {ours_rss:7.0f} MiB, PyTorch "
                   f"{theirs_rss:7.0f} MiB", flush=True)
 
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+    commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty", "--abbrev=12"],
                             capture_output=True, text=True).stdout.strip()
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):

@@ -101,6 +101,53 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
       }
 }
 
+TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the double reference",
+          "[conv2d]") {
+  // Heights and widths that are no multiple of the 4x4 output tile, channel counts that are no
+  // multiple of a vector or of a GEMM chunk, one to several tile-row bands, and channel-slice
+  // views of wider tensors on both sides (the U-Net's concat buffers).
+  struct Case {
+    Shape xs;
+    int64_t out_c;
+  };
+  const Case cases[] = {{{1, 16, 1, 1}, 8},    {{2, 17, 5, 7}, 3},     {{1, 32, 9, 13}, 32},
+                        {{1, 40, 16, 16}, 40}, {{1, 64, 30, 22}, 72},  {{1, 24, 3, 70}, 64},
+                        {{1, 128, 8, 8}, 130}, {{1, 32, 200, 200}, 32}};
+  for (const auto* isa : cpu::supported_conv2d_isas())
+    for (const Case& c : cases) {
+      const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};
+      const std::string what = std::string(isa->name) + " winograd " + std::to_string(xs.c) +
+                               "->" + std::to_string(c.out_c) + " " + std::to_string(xs.h) + "x" +
+                               std::to_string(xs.w);
+      const Shape x_wide{xs.n, xs.c + 3, xs.h, xs.w}, y_wide{xs.n, c.out_c + 2, xs.h, xs.w};
+      const auto x = random_values(x_wide.numel(), 31);
+      const auto w = random_values(c.out_c * xs.c * 9, 32, -0.2, 0.2);
+      const auto b = random_values(c.out_c, 33);
+      auto xd = x;
+      const int64_t x_stride = x_wide.c * xs.h * xs.w, y_stride = y_wide.c * xs.h * xs.w;
+      std::vector<double> y_ref(ys.numel());
+      cpu::conv2d_forward<double>({xd.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, w.data(),
+                                  b.data(), 3, view(y_ref, ys));
+      auto xf = to_float(x);
+      const auto wf = to_float(w), bf = to_float(b);
+      std::vector<float> y_buffer(y_wide.numel(), 1e30f);
+      isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
+                            {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride});
+      std::vector<double> y(ys.numel());
+      for (int64_t n = 0; n < xs.n; ++n)
+        for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)
+          y[n * c.out_c * xs.h * xs.w + i] = y_buffer[n * y_stride + i];
+      // The channels past out_c in the wider output stay untouched.
+      CHECK(y_buffer[size_t(c.out_c * xs.h * xs.w)] == 1e30f);
+      // Outputs are sums of 9 * C products of size ~0.1 (|y| ~ 1 to 5). Winograd's transforms
+      // scale intermediate values by up to ~100 (the 8 and 1/24 of F(4x4, 3x3)), so float
+      // rounding reaches a few 1e-5 of the outputs' scale where the direct sum's is ~1e-6
+      // (measured 2026-12-06: worst 1/3 of this bound, at 128 channels); a wrong tap, tile or
+      // channel is O(1).
+      CHECK(expect_close(y, y_ref, 1e-4, 1e-4, what));
+    }
+}
+
 TEST_CASE("conv2d kernel gradcheck", "[gradcheck][conv2d]") {
   for (int k : {1, 3}) {
     const Shape xs{2, 3, 5, 7};

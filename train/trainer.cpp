@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -49,11 +50,23 @@ namespace {
 constexpr const char* kCheckpointFormat = "deblur checkpoint v1";
 constexpr double kPsnrCap = 100.0;  // an identical image's infinite PSNR, for averaging
 
-// Ctrl-C: the loop finishes its step, saves last.safetensors and returns.
+// Ctrl-C: the loop finishes its step, saves last.safetensors and returns. A second Ctrl-C half a
+// second or more after the first ends the process at once; one sooner is the same interrupt
+// delivered twice (timeout(1) and a terminal both signal the child and its process group too),
+// and is ignored.
 std::atomic<bool> g_interrupted{false};
+std::atomic<int64_t> g_interrupted_at_ns{0};
 extern "C" void on_interrupt(int) {
-  g_interrupted.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+  const int64_t now_ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+  if (!g_interrupted.exchange(true)) {
+    g_interrupted_at_ns.store(now_ns);
+    return;
+  }
+  if (now_ns - g_interrupted_at_ns.load() < 500000000) return;
+  std::signal(SIGINT, SIG_DFL);
+  std::raise(SIGINT);
 }
 
 class InterruptScope {

@@ -47,8 +47,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       cuda::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y),
                            cuda_stream());
 #endif
-  } else {
+  } else if (needs_grad({x, weight, bias})) {
     cpu::conv2d_forward<float>(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
+  } else {
+    cpu::conv2d_forward_inference(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
   }
   if (needs_grad({x, weight, bias})) {
     // The input is saved only when a parameter needs a gradient; the weight only when x does.

@@ -62,9 +62,12 @@ Tensor upsample_conv(const Tensor& x_low, const Tensor& weight, const Tensor& bi
     cuda::upsample_conv2d_forward(cpu_view(x_low), weight.data(), bias_data, kKernel, cpu_view(y),
                                   cuda_stream());
 #endif
-  } else {
+  } else if (needs_grad({x_low, weight, bias})) {
     cpu::conv2d_forward<float>(cpu_view(upsample_cpu(x_low)), weight.data(), bias_data, kKernel,
                                cpu_view(y));
+  } else {
+    cpu::conv2d_forward_inference(cpu_view(upsample_cpu(x_low)), weight.data(), bias_data,
+                                  kKernel, cpu_view(y));
   }
   if (needs_grad({x_low, weight, bias})) {
     // x_low is saved only when a parameter needs a gradient; the weight only when x_low does.

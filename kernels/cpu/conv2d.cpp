@@ -115,6 +115,14 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
     direct_forward(x, weight, bias, kernel, y);
 }
 
+void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
+                              int kernel, NchwView<float> y) {
+  if (kernel == 3 && x.c >= kWinogradMinChannels)
+    active_conv2d_isa().forward_winograd(x, weight, bias, y);
+  else
+    conv2d_forward<float>(x, weight, bias, kernel, y);
+}
+
 template <class T>
 void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel,
                            NchwView<T> grad_x) {

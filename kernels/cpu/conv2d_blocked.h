@@ -1,5 +1,5 @@
-// The fast float32 CPU convolution: register-blocked microkernels compiled once per
-// instruction set (kernels/cpu/isa/conv2d_blocked.cpp, built by CMake with -mavx512f, with
+// The fast float32 CPU convolution: register-blocked microkernels and a Winograd F(4x4, 3x3)
+// forward, compiled once per instruction set (kernels/cpu/isa/, built by CMake with -mavx512f, with
 // -mavx2 -mfma, and with the target's baseline flags) and chosen at run time, so one binary
 // runs everywhere and uses the widest vectors the CPU has.
 //
@@ -23,6 +23,9 @@ struct Conv2dIsa {
   // grad_weight += d(sum grad_y * y) / d(weight).
   void (*backward_weight)(NchwView<const float> x, NchwView<const float> grad_y, int kernel,
                           float* grad_weight);
+  // The 3x3 forward through Winograd F(4x4, 3x3) (kernels/cpu/isa/conv2d_winograd.cpp).
+  void (*forward_winograd)(NchwView<const float> x, const float* weight, const float* bias,
+                           NchwView<float> y);
 };
 
 // The instruction sets this build has and this CPU runs, widest first.

@@ -22,41 +22,17 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_blocked.h"
+#include "kernels/cpu/isa/vec.h"
 #include "kernels/cpu/parallel.h"
-
-#if !defined(DEBLUR_ISA) || !defined(DEBLUR_VEC_FLOATS)
-#error "built by CMake once per instruction set, with DEBLUR_ISA and DEBLUR_VEC_FLOATS set"
-#endif
 
 namespace deblur::cpu::DEBLUR_ISA {
 namespace {
-
-constexpr int kVecFloats = DEBLUR_VEC_FLOATS;
-typedef float Vec __attribute__((vector_size(kVecFloats * sizeof(float))));
 
 // Register budget: AVX-512 has 32 vector registers (24 accumulators, 4 inputs, broadcasts
 // folded into the FMAs); AVX2 and SSE2 have 16 (12 accumulators).
 constexpr int kOutBlock = kVecFloats == 16 ? 6 : 4;
 constexpr int kTileVecs = kVecFloats == 16 ? 4 : 3;  // R * NV, vectors per output channel
 constexpr int kGradBlock = kVecFloats == 16 ? 2 : 1;
-
-inline Vec load(const float* p) {
-  Vec v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline void store(float* p, Vec v) {
-  std::memcpy(p, &v, sizeof v);
-}
-
-inline int64_t round_up(int64_t v, int64_t m) {
-  return (v + m - 1) / m * m;
-}
-
-inline int64_t ceil_div(int64_t v, int64_t m) {
-  return (v + m - 1) / m;
-}
 
 // One sample's channels surrounded by `pad` zeros, in rows of `stride` floats (zeros past the
 // data to the end of the row, zero rows below up to `rows`, zero channels up to `channels`):
@@ -123,19 +99,37 @@ struct ForwardTile {
   float* out[kOutBlock];         // output channel planes; null past out_c
 };
 
-// Output rows [row0, row0 + R) and columns [x0, x0 + NV * kVecFloats) of one output block.
-template <int K, int R, int NV>
-void forward_tile(const ForwardTile& t, int64_t row0, int64_t x0) {
-  Vec acc[kOutBlock][R][NV];
-#pragma GCC unroll 8
-  for (int o = 0; o < kOutBlock; ++o)
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[o][r][j] = Vec{} + t.bias[o];
+// Input channels per pass over a row of tiles: their rows stay in L1 while the tiles go by,
+// instead of every tile streaming all in_c channels' rows (a plane apart each) on its own.
+constexpr int64_t kChannelBlock = 16;
 
-  const float* w = t.weights;
-  for (int64_t c = 0; c < t.in_c; ++c) {
+// Input channels [c0, c1) of output rows [row0, row0 + R) and columns [x0, x0 + NV * kVecFloats)
+// of one output block. The sums over earlier channel blocks are in `partial` ([o][r][column]);
+// after the last block the tile goes to the output, else back to `partial`.
+template <int K, int R, int NV>
+void forward_tile(const ForwardTile& t, int64_t row0, int64_t x0, int64_t c0, int64_t c1,
+                  float* partial) {
+  constexpr int kTileFloats = NV * kVecFloats;
+  Vec acc[kOutBlock][R][NV];
+  if (c0 == 0) {
+#pragma GCC unroll 8
+    for (int o = 0; o < kOutBlock; ++o)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[o][r][j] = Vec{} + t.bias[o];
+  } else {
+#pragma GCC unroll 8
+    for (int o = 0; o < kOutBlock; ++o)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j)
+          acc[o][r][j] = load(partial + (o * R + r) * kTileFloats + j * kVecFloats);
+  }
+
+  const float* w = t.weights + c0 * K * K * kOutBlock;
+  for (int64_t c = c0; c < c1; ++c) {
     const float* rows[R + K - 1];
 #pragma GCC unroll 8
     for (int r = 0; r < R + K - 1; ++r) rows[r] = t.in->row(c, row0 + r) + x0;
@@ -159,15 +153,25 @@ void forward_tile(const ForwardTile& t, int64_t row0, int64_t x0) {
       }
   }
 
-  const int64_t valid = std::min<int64_t>(NV * kVecFloats, t.width - x0);
+  if (c1 < t.in_c) {
+#pragma GCC unroll 8
+    for (int o = 0; o < kOutBlock; ++o)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j)
+          store(partial + (o * R + r) * kTileFloats + j * kVecFloats, acc[o][r][j]);
+    return;
+  }
+  const int64_t valid = std::min<int64_t>(kTileFloats, t.width - x0);
   for (int o = 0; o < kOutBlock; ++o) {
     if (!t.out[o]) continue;
     for (int r = 0; r < R && row0 + r < t.height; ++r) {
       float* dst = t.out[o] + (row0 + r) * t.width + x0;
-      if (valid == NV * kVecFloats) {
+      if (valid == kTileFloats) {
         for (int j = 0; j < NV; ++j) store(dst + j * kVecFloats, acc[o][r][j]);
       } else {
-        float staged[NV * kVecFloats];
+        float staged[kTileFloats];
         for (int j = 0; j < NV; ++j) store(staged + j * kVecFloats, acc[o][r][j]);
         std::memcpy(dst, staged, size_t(valid) * sizeof(float));
       }
@@ -180,15 +184,31 @@ void forward_sample(const ForwardTile& block, int64_t row_groups, int64_t blocks
                     const std::vector<float>& packed, const std::vector<float>& bias,
                     NchwView<float> y, int64_t n) {
   constexpr int R = kTileVecs / NV;
+  constexpr int64_t kTilePartial = int64_t(kOutBlock) * R * NV * kVecFloats;
   const int64_t per_block = block.in_c * K * K * kOutBlock;
-  // Block-major: consecutive jobs reuse one block's weights; each job is R output rows.
+  const int64_t tiles = ceil_div(block.width, NV * kVecFloats);
+  // Each job is R output rows of one output block. Whichever of the weights and the input is
+  // larger is swept once: block-major (a block's weights stay in cache over all rows) for the
+  // deep levels' wide weights, row-major (a row's inputs stay in cache over all blocks) for the
+  // shallow levels' large planes.
+  const bool block_major = block.in_c * K * K * blocks * kOutBlock >=
+                           block.in_c * row_groups * R * block.width;
   parallel_for(blocks * row_groups, [&](int64_t job) {
-    const int64_t b = job / row_groups, row0 = job % row_groups * R, o0 = b * kOutBlock;
+    const int64_t b = block_major ? job / row_groups : job % blocks;
+    const int64_t row0 = (block_major ? job % row_groups : job / blocks) * R;
+    const int64_t o0 = b * kOutBlock;
     ForwardTile t = block;
     t.weights = packed.data() + b * per_block;
     t.bias = bias.data() + o0;
     for (int o = 0; o < kOutBlock; ++o) t.out[o] = o0 + o < y.c ? y.channel(n, o0 + o) : nullptr;
-    for (int64_t x0 = 0; x0 < t.width; x0 += NV * kVecFloats) forward_tile<K, R, NV>(t, row0, x0);
+    thread_local std::vector<float> partial;
+    if (t.in_c > kChannelBlock) partial.resize(size_t(tiles * kTilePartial));
+    for (int64_t c0 = 0; c0 < t.in_c; c0 += kChannelBlock) {
+      const int64_t c1 = std::min(t.in_c, c0 + kChannelBlock);
+      for (int64_t tile = 0; tile < tiles; ++tile)
+        forward_tile<K, R, NV>(t, row0, tile * NV * kVecFloats, c0, c1,
+                               partial.data() + tile * kTilePartial);
+    }
   });
 }
 
@@ -205,7 +225,8 @@ void forward_k(NchwView<const float> x, const float* weight, const float* bias,
   const int nv = int(std::min<int64_t>(kTileVecs, ceil_div(width, kVecFloats)));
   const int rows_per_tile = kTileVecs / nv;
   const int64_t row_groups = ceil_div(height, rows_per_tile);
-  PaddedPlanes in;
+  thread_local PaddedPlanes input_scratch;  // reached by the workers through `block.in`
+  PaddedPlanes& in = input_scratch;
   ForwardTile block{&in, x.c, width, height, nullptr, nullptr, {}};
   for (int64_t n = 0; n < x.n; ++n) {
     in.fill(x, n, pad, round_up(width, int64_t(nv) * kVecFloats) + 2 * pad,
@@ -298,7 +319,9 @@ void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
   const int64_t groups = ceil_div(in_c, per_job);
   // The padded sums of kGradBlock-rounded output channels (the extra ones are zero gradients).
   std::vector<double> sums(size_t(blocks * kGradBlock * in_c * taps), 0.0);
-  PaddedPlanes gy, xp;
+  // References, so the worker threads' lambda reaches this thread's buffers, not their own.
+  thread_local PaddedPlanes gy_scratch, x_scratch;
+  PaddedPlanes &gy = gy_scratch, &xp = x_scratch;
   for (int64_t n = 0; n < x.n; ++n) {
     gy.fill(grad_y, n, 0, stride, height, blocks * kGradBlock);
     xp.fill(x, n, pad, stride + 2 * pad, height + 2 * pad, in_c);
@@ -324,9 +347,13 @@ void backward_weight(NchwView<const float> x, NchwView<const float> grad_y, int 
 
 }  // namespace
 
+void winograd_forward(NchwView<const float> x, const float* weight, const float* bias,
+                      NchwView<float> y);  // conv2d_winograd.cpp
+
 #define DEBLUR_STRINGIFY_(name) #name
 #define DEBLUR_STRINGIFY(name) DEBLUR_STRINGIFY_(name)
 extern const Conv2dIsa conv2d_isa;
-const Conv2dIsa conv2d_isa{DEBLUR_STRINGIFY(DEBLUR_ISA), forward, backward_weight};
+const Conv2dIsa conv2d_isa{DEBLUR_STRINGIFY(DEBLUR_ISA), forward, backward_weight,
+                           winograd_forward};
 
 }  // namespace deblur::cpu::DEBLUR_ISA
