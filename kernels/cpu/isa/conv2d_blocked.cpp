@@ -32,7 +32,7 @@ namespace {
 // folded into the FMAs); AVX2 and SSE2 have 16 (12 accumulators).
 constexpr int kOutBlock = kVecFloats == 16 ? 6 : 4;
 constexpr int kTileVecs = kVecFloats == 16 ? 4 : 3;  // R * NV, vectors per output channel
-constexpr int kGradBlock = kVecFloats == 16 ? 2 : 1;
+constexpr int kGradBlock = kVecFloats == 16 ? 3 : 1;
 
 // One sample's channels surrounded by `pad` zeros, in rows of `stride` floats (zeros past the
 // data to the end of the row, zero rows below up to `rows`, zero channels up to `channels`):
@@ -40,22 +40,24 @@ constexpr int kGradBlock = kVecFloats == 16 ? 2 : 1;
 // wherever PyTorch's padding is.
 class PaddedPlanes {
  public:
-  void fill(NchwView<const float> v, int64_t n, int64_t pad, int64_t stride, int64_t rows,
-            int64_t channels) {
+  // Samples [n0, n0 + samples) of v, each channel's samples one after another (`rows` rows each).
+  void fill(NchwView<const float> v, int64_t n0, int64_t samples, int64_t pad, int64_t stride,
+            int64_t rows, int64_t channels) {
     stride_ = stride;
-    rows_ = rows;
-    const size_t size = size_t(channels * rows * stride);
+    rows_ = samples * rows;
+    const size_t size = size_t(channels * rows_ * stride);
     if (size > capacity_) {
       data_ = std::make_unique_for_overwrite<float[]>(size);
       capacity_ = size;
     }
-    parallel_for(channels, [&](int64_t c) {
-      float* dst = data_.get() + c * rows * stride;
+    parallel_for(channels * samples, [&](int64_t job) {
+      const int64_t c = job / samples, s = job % samples;
+      float* dst = data_.get() + (c * rows_ + s * rows) * stride;
       if (c >= v.c) {
         std::fill(dst, dst + rows * stride, 0.0f);
         return;
       }
-      const float* src = v.channel(n, c);
+      const float* src = v.channel(n0 + s, c);
       for (int64_t r = 0; r < rows; ++r, dst += stride) {
         const int64_t in_row = r - pad;
         if (in_row < 0 || in_row >= v.h) {
@@ -229,7 +231,7 @@ void forward_k(NchwView<const float> x, const float* weight, const float* bias,
   PaddedPlanes& in = input_scratch;
   ForwardTile block{&in, x.c, width, height, nullptr, nullptr, {}};
   for (int64_t n = 0; n < x.n; ++n) {
-    in.fill(x, n, pad, round_up(width, int64_t(nv) * kVecFloats) + 2 * pad,
+    in.fill(x, n, 1, pad, round_up(width, int64_t(nv) * kVecFloats) + 2 * pad,
             row_groups * rows_per_tile + 2 * pad, x.c);
     if (nv == 1)
       forward_sample<K, 1>(block, row_groups, blocks, packed, bias_padded, y, n);
@@ -258,43 +260,50 @@ void forward(NchwView<const float> x, const float* weight, const float* bias, in
 constexpr int64_t kFlushVectors = 32;
 typedef double DVec __attribute__((vector_size(kVecFloats * sizeof(double))));
 
+// The rows a weight-gradient job sums over: rows [row0, row1) of each of `samples` samples
+// stacked in the padded planes (grad_y has `height` rows per sample, x height + 2 * pad).
+struct GradRows {
+  int64_t samples, height, row0, row1, width;
+};
+
 template <int K>
-void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, int64_t o0, int64_t c0,
-                     int64_t c1, int64_t row0, int64_t row1, int64_t width, int64_t in_c,
-                     double* sums) {
+void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, const GradRows& rows,
+                     int64_t o0, int64_t c0, int64_t c1, int64_t in_c, double* sums) {
   constexpr int taps = K * K;
-  const int64_t vectors_per_row = ceil_div(width, kVecFloats);
+  const int64_t vectors_per_row = ceil_div(rows.width, kVecFloats);
   const int64_t rows_per_flush = std::max<int64_t>(1, kFlushVectors / vectors_per_row);
+  const int64_t x_rows_per_sample = rows.height + K - 1;
   for (int64_t c = c0; c < c1; ++c) {
     DVec totals[kGradBlock][taps] = {};
-    for (int64_t i0 = row0; i0 < row1; i0 += rows_per_flush) {
-      Vec acc[kGradBlock][taps];
-#pragma GCC unroll 2
-      for (int o = 0; o < kGradBlock; ++o)
+    for (int64_t s = 0; s < rows.samples; ++s)
+      for (int64_t i0 = rows.row0; i0 < rows.row1; i0 += rows_per_flush) {
+        Vec acc[kGradBlock][taps];
+#pragma GCC unroll 3
+        for (int o = 0; o < kGradBlock; ++o)
 #pragma GCC unroll 9
-        for (int t = 0; t < taps; ++t) acc[o][t] = Vec{};
-      for (int64_t i = i0; i < std::min(row1, i0 + rows_per_flush); ++i) {
-        const float* g_rows[kGradBlock];
-        for (int o = 0; o < kGradBlock; ++o) g_rows[o] = gy.row(o0 + o, i);
-        const float* x_rows[K];
-        for (int u = 0; u < K; ++u) x_rows[u] = xp.row(c, i + u);
-        for (int64_t x0 = 0; x0 < width; x0 += kVecFloats) {
-          Vec g[kGradBlock];
-#pragma GCC unroll 2
-          for (int o = 0; o < kGradBlock; ++o) g[o] = load(g_rows[o] + x0);
+          for (int t = 0; t < taps; ++t) acc[o][t] = Vec{};
+        for (int64_t i = i0; i < std::min(rows.row1, i0 + rows_per_flush); ++i) {
+          const float* g_rows[kGradBlock];
+          for (int o = 0; o < kGradBlock; ++o) g_rows[o] = gy.row(o0 + o, s * rows.height + i);
+          const float* x_rows[K];
+          for (int u = 0; u < K; ++u) x_rows[u] = xp.row(c, s * x_rows_per_sample + i + u);
+          for (int64_t x0 = 0; x0 < rows.width; x0 += kVecFloats) {
+            Vec g[kGradBlock];
 #pragma GCC unroll 3
-          for (int u = 0; u < K; ++u)
+            for (int o = 0; o < kGradBlock; ++o) g[o] = load(g_rows[o] + x0);
 #pragma GCC unroll 3
-            for (int v = 0; v < K; ++v) {
-              const Vec xv = load(x_rows[u] + x0 + v);
-#pragma GCC unroll 2
-              for (int o = 0; o < kGradBlock; ++o) acc[o][u * K + v] += g[o] * xv;
-            }
+            for (int u = 0; u < K; ++u)
+#pragma GCC unroll 3
+              for (int v = 0; v < K; ++v) {
+                const Vec xv = load(x_rows[u] + x0 + v);
+#pragma GCC unroll 3
+                for (int o = 0; o < kGradBlock; ++o) acc[o][u * K + v] += g[o] * xv;
+              }
+          }
         }
+        for (int o = 0; o < kGradBlock; ++o)
+          for (int t = 0; t < taps; ++t) totals[o][t] += __builtin_convertvector(acc[o][t], DVec);
       }
-      for (int o = 0; o < kGradBlock; ++o)
-        for (int t = 0; t < taps; ++t) totals[o][t] += __builtin_convertvector(acc[o][t], DVec);
-    }
     for (int o = 0; o < kGradBlock; ++o)
       for (int t = 0; t < taps; ++t) {
         double lanes = 0;
@@ -311,26 +320,38 @@ void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
   const int64_t in_c = x.c, out_c = grad_y.c, width = x.w, height = x.h;
   const int64_t blocks = ceil_div(out_c, kGradBlock);
   const int64_t stride = round_up(width, kVecFloats);
-  // Bands of rows whose input and grad_y planes together stay within about 512 KB.
+  // A sample whose padded planes take 8 MB or less (the deep levels) is one band, and several
+  // such samples go through each job at once, so the per-job reduction of lanes to sums, as
+  // costly as the products at 16x16, is paid once for them all. Larger planes go in bands of
+  // rows whose input and grad_y planes together stay within about 512 KB.
+  constexpr int64_t kStackBytes = int64_t(8) << 20;
+  const int64_t sample_bytes =
+      (in_c * (height + 2 * pad) + blocks * kGradBlock * height) * (stride + 2 * pad) * 4;
   const int64_t band =
-      std::clamp<int64_t>((int64_t(512) << 10) / ((in_c + out_c) * stride * 4), 1, height);
+      sample_bytes <= kStackBytes
+          ? height
+          : std::clamp<int64_t>((int64_t(512) << 10) / ((in_c + out_c) * stride * 4), 1, height);
+  const int64_t samples =
+      sample_bytes <= kStackBytes ? std::clamp<int64_t>(kStackBytes / sample_bytes, 1, x.n) : 1;
   // Jobs of enough input channels to outweigh their scheduling: ~32K multiply-adds per lane.
-  const int64_t per_job = std::clamp<int64_t>((int64_t(32) << 10) / (band * stride), 1, in_c);
+  const int64_t per_job =
+      std::clamp<int64_t>((int64_t(32) << 10) / (band * stride * samples), 1, in_c);
   const int64_t groups = ceil_div(in_c, per_job);
   // The padded sums of kGradBlock-rounded output channels (the extra ones are zero gradients).
   std::vector<double> sums(size_t(blocks * kGradBlock * in_c * taps), 0.0);
   // References, so the worker threads' lambda reaches this thread's buffers, not their own.
   thread_local PaddedPlanes gy_scratch, x_scratch;
   PaddedPlanes &gy = gy_scratch, &xp = x_scratch;
-  for (int64_t n = 0; n < x.n; ++n) {
-    gy.fill(grad_y, n, 0, stride, height, blocks * kGradBlock);
-    xp.fill(x, n, pad, stride + 2 * pad, height + 2 * pad, in_c);
+  for (int64_t n = 0; n < x.n; n += samples) {
+    const int64_t count = std::min(samples, x.n - n);
+    gy.fill(grad_y, n, count, 0, stride, height, blocks * kGradBlock);
+    xp.fill(x, n, count, pad, stride + 2 * pad, height + 2 * pad, in_c);
     for (int64_t row0 = 0; row0 < height; row0 += band) {
-      const int64_t row1 = std::min(height, row0 + band);
+      const GradRows rows{count, height, row0, std::min(height, row0 + band), width};
       parallel_for(blocks * groups, [&](int64_t job) {
         const int64_t b = job / groups, c0 = job % groups * per_job;
-        weight_grad_job<K>(gy, xp, b * kGradBlock, c0, std::min(in_c, c0 + per_job), row0, row1,
-                           width, in_c, sums.data());
+        weight_grad_job<K>(gy, xp, rows, b * kGradBlock, c0, std::min(in_c, c0 + per_job), in_c,
+                           sums.data());
       });
     }
   }
