@@ -2,10 +2,10 @@
 // (engine/cuda_allocator.cpp) in the CUDA and simulator builds.
 #include "engine/device_memory.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <map>
 #include <mutex>
 #include <new>

@@ -1,6 +1,7 @@
 // Raw memory per device: the seam between the engine and a backend's allocator. The CPU side is
-// aligned host memory with a cache of large blocks; the CUDA side is the caching allocator of engine/cuda_allocator.cpp and
-// exists only in the CUDA and simulator builds (elsewhere it throws a clear error).
+// aligned host memory with a cache of large blocks; the CUDA side is the caching allocator of
+// engine/cuda_allocator.cpp and exists only in the CUDA and simulator builds (elsewhere it
+// throws a clear error).
 #pragma once
 
 #include <cstdint>

@@ -39,6 +39,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const int kernel = static_cast<int>(ws.h);
   Tensor y = Tensor::empty({x.n(), ws.n, x.h(), x.w()}, device);
   const float* bias_data = bias.defined() ? bias.data() : nullptr;
+  const bool grad = needs_grad({x, weight, bias});
   if (device == Device::CUDA) {
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
     if (use_cudnn())
@@ -47,12 +48,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       cuda::conv2d_forward(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y),
                            cuda_stream());
 #endif
-  } else if (needs_grad({x, weight, bias})) {
+  } else if (grad) {
     cpu::conv2d_forward<float>(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
   } else {
     cpu::conv2d_forward_inference(cpu_view(x), weight.data(), bias_data, kernel, cpu_view(y));
   }
-  if (needs_grad({x, weight, bias})) {
+  if (grad) {
     // The input is saved only when a parameter needs a gradient; the weight only when x does.
     const bool params_need_grad =
         weight.requires_grad() || (bias.defined() && bias.requires_grad());

@@ -57,19 +57,20 @@ void check_arguments(const Tensor& x_low, const Tensor& weight, const Tensor& bi
 Tensor upsample_conv(const Tensor& x_low, const Tensor& weight, const Tensor& bias, Tensor y) {
   const Device device = y.device();
   const float* bias_data = bias.defined() ? bias.data() : nullptr;
+  const bool grad = needs_grad({x_low, weight, bias});
   if (device == Device::CUDA) {
 #if defined(DEBLUR_HAS_CUDA_KERNELS)
     cuda::upsample_conv2d_forward(cpu_view(x_low), weight.data(), bias_data, kKernel, cpu_view(y),
                                   cuda_stream());
 #endif
-  } else if (needs_grad({x_low, weight, bias})) {
+  } else if (grad) {
     cpu::conv2d_forward<float>(cpu_view(upsample_cpu(x_low)), weight.data(), bias_data, kKernel,
                                cpu_view(y));
   } else {
     cpu::conv2d_forward_inference(cpu_view(upsample_cpu(x_low)), weight.data(), bias_data,
                                   kKernel, cpu_view(y));
   }
-  if (needs_grad({x_low, weight, bias})) {
+  if (grad) {
     // x_low is saved only when a parameter needs a gradient; the weight only when x_low does.
     const bool params_need_grad =
         weight.requires_grad() || (bias.defined() && bias.requires_grad());

@@ -14,8 +14,9 @@
 // Weight gradient: grad_w[o, c, u, v] = sum over pixels of grad_y[o] * x_padded[c] shifted by
 // (u, v). For kGradBlock output channels and one input channel, the k*k tap sums are vector
 // accumulators over pixels; each step loads kGradBlock grad_y vectors and k*k shifted input
-// vectors. Rows are processed in bands small enough to stay in cache while every (output block,
-// input channel) pair passes over them; float partial sums of a few rows go into double lanes.
+// vectors. Large planes go in bands of rows small enough to stay in cache while every (output
+// block, input channel) pair passes over them; small planes go several samples at a time; float
+// partial sums of a few rows go into double lanes.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -34,8 +35,8 @@ constexpr int kOutBlock = kVecFloats == 16 ? 6 : 4;
 constexpr int kTileVecs = kVecFloats == 16 ? 4 : 3;  // R * NV, vectors per output channel
 constexpr int kGradBlock = kVecFloats == 16 ? 3 : 1;
 
-// One sample's channels surrounded by `pad` zeros, in rows of `stride` floats (zeros past the
-// data to the end of the row, zero rows below up to `rows`, zero channels up to `channels`):
+// Samples' channels surrounded by `pad` zeros, in rows of `stride` floats (zeros past the data
+// to the end of the row, zero rows below up to `rows`, zero channels up to `channels`):
 // every vector load of a tile, at any tap's shift, stays inside the buffer and reads a zero
 // wherever PyTorch's padding is.
 class PaddedPlanes {
