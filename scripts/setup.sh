@@ -2,7 +2,8 @@
 # Installs the Debian packages deblur builds with, skipping what is already there.
 # The CUDA toolkit is optional and comes with the machine (nvcc on PATH enables the backend).
 set -euo pipefail
-packages=(cmake g++ make catch2 libstb-dev libbenchmark-dev nlohmann-json3-dev)
+packages=(cmake g++ make pkg-config catch2 libstb-dev libbenchmark-dev nlohmann-json3-dev
+          libcpp-httplib-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# MLflow from PyPI, for the tracking tests against a real `mlflow server` (ctest tracking.mlflow
+# starts one on 127.0.0.1 with a temporary SQLite store and stops it afterwards).
+mlflow_python="$(bash scripts/setup_mlflow.sh)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDEBLUR_MLFLOW_PYTHON="$mlflow_python"
 cmake --build build -j"$(nproc)"
 # Tests run in parallel processes, each kernel on one thread: more threads per test would only
 # oversubscribe the cores (OpenMP teams spinning against each other).
@@ -15,4 +18,4 @@ cmake --build build -j"$(nproc)"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEBLUR_CUDA=OFF -DDEBLUR_SANITIZE=ON
 cmake --build build-sanitize -j"$(nproc)" --target deblur_tests deblur
 OMP_NUM_THREADS=1 ./build-sanitize/bin/deblur_tests \
-  "[safetensors],[image_io],[metrics],[tiling],[predictor],[autograd],[tensor],[c_api],[cli]"
+  "[safetensors],[image_io],[metrics],[tiling],[predictor],[autograd],[tensor],[c_api],[cli],[tracking]"

@@ -87,6 +87,13 @@ std::string format_double(double value, int decimals) {
   return text;
 }
 
+// Wall-clock milliseconds since 1970 (metrics.csv's timestamp_ms, MLflow's metric timestamps).
+int64_t unix_time_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char text[32];
@@ -365,7 +372,7 @@ class MetricsCsv {
   void write() const {
     std::string text =
         "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
-        "loss_fallbacks,grad_norm,images_per_s,seconds\n";
+        "loss_fallbacks,grad_norm,images_per_s,seconds,timestamp_ms\n";
     for (const std::string& row : rows_) text += row + "\n";
     write_file_atomically(path_, reinterpret_cast<const uint8_t*>(text.data()), text.size());
   }
@@ -405,7 +412,8 @@ std::string config_json(const TrainConfig& c) {
   return j.dump();
 }
 
-TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log) {
+TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
+                         const RunObserver& observer) {
   // Ctrl-C from the start: during the checks and set-up it stops the run before its first step
   // (saving last.safetensors like any other interruption), during a step or a validation right
   // after it; a second Ctrl-C ends the process at once.
@@ -485,6 +493,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                         reinterpret_cast<const uint8_t*>(config_text.data()), config_text.size());
   RunRecorder recorder((fs::path(config.run_dir) / "run.json").string(), config);
   recorder.update(state);
+  if (observer) observer(config.run_dir);
 
   const int64_t batches = loader.batches_per_epoch();
   log(detail::concat("training on ", config.device, ": ", loader.samples(), " ",
@@ -620,9 +629,10 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log)
                        format_double(validation.input_psnr, 4), ",",
                        format_double(validation.input_ssim, 5), ",", state.loss_fallbacks, ",",
                        format_double(m.grad_norm, 5), ",", format_double(m.images_per_s, 2), ",",
-                       format_double(epoch_seconds, 1)));
+                       format_double(epoch_seconds, 1), ",", unix_time_ms()));
     plot_metrics(metrics_csv.path(), (fs::path(config.run_dir) / "metrics.png").string());
     recorder.update(state);
+    if (observer) observer(config.run_dir);
     log(detail::concat("epoch ", state.epoch, "/", config.num_epochs, ": train loss ",
                        format_double(m.train_loss, 4), ", val loss ",
                        format_double(m.val_loss, 4), ", PSNR ", format_double(m.psnr, 2),

@@ -19,7 +19,8 @@
 // --resume PATH continues exactly where PATH left off (epoch, batch within the epoch, step,
 // best PSNR, epochs without improvement): batches depend only on (seed, epoch, position), so a
 // resumed run sees the batches the uninterrupted one would have.
-// In <run_dir>: params.json (the configuration), metrics.csv (one row per epoch), metrics.png
+// In <run_dir>: params.json (the configuration), metrics.csv (one row per epoch, ending with its
+// wall-clock timestamp_ms), metrics.png
 // (loss and PSNR by epoch) and run.json (status, times, best scores: train/run_record.h).
 #pragma once
 
@@ -73,8 +74,14 @@ using LogFn = std::function<void(const std::string& line, bool transient)>;
 // The configuration as JSON (checkpoint metadata, the run folder's params.json).
 std::string config_json(const TrainConfig& config);
 
+// Told the run folder's path each time it has something new: once when the run starts (params.json
+// and run.json written), then after each epoch (metrics.csv, metrics.png, run.json). How the run
+// ended is in run.json once run_training returns or throws. The experiment tracker listens here.
+using RunObserver = std::function<void(const std::string& run_dir)>;
+
 // Runs training to the end (num_epochs, patience, max_steps or Ctrl-C). Errors (bad data, a
 // checkpoint that does not fit) are deblur::Error naming the file.
-TrainResult run_training(const TrainConfig& config, const LogFn& log = {});
+TrainResult run_training(const TrainConfig& config, const LogFn& log = {},
+                         const RunObserver& observer = {});
 
 }  // namespace deblur::train

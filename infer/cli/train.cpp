@@ -1,11 +1,15 @@
 // deblur train: the command line of the trainer (train/trainer.h), with the seed's flags.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "engine/check.h"
 #include "infer/cli/args.h"
 #include "infer/cli/commands.h"
+#include "track/tracker.h"
 #include "train/trainer.h"
 
 namespace deblur::cli {
@@ -53,12 +57,21 @@ constexpr const char* kHelp =
     "                               network trains faster; deblur infer reads the width off\n"
     "                               the file, PyTorch needs DeblurUNet(base=...))\n"
     "output:\n"
-    "  --registered_model_name deblur_unet   the run's name\n"
+    "  --registered_model_name deblur_unet   names the run (runs/NAME); given, with tracking,\n"
+    "                               a finished run's best model becomes a new version of\n"
+    "                               this registered model in MLflow\n"
     "  --checkpoint_dir checkpoints  best_model_epoch_{E}_psnr_{P}.safetensors (best only)\n"
     "                               and last.safetensors (every epoch, and on Ctrl-C)\n"
     "  --run_dir runs/NAME          params.json, metrics.csv, metrics.png and run.json\n"
     "                               (deblur runs lists them)\n"
     "  --resume PATH                continue a run from a checkpoint (last.safetensors)\n"
+    "tracking (MLflow, through its REST API; the run folder is complete without it):\n"
+    "  --tracking_uri URI           an MLflow tracking server, http(s)://host:port (default:\n"
+    "                               $MLFLOW_TRACKING_URI; neither: no tracking)\n"
+    "  --experiment_name deblur     (default: $MLFLOW_EXPERIMENT_NAME, else deblur)\n"
+    "  --run_name NAME              (default: the run folder's name)\n"
+    "  --tracking_wait 120          seconds to wait at the end for the server to have the\n"
+    "                               whole run; what is left, deblur runs push sends later\n"
     "\n"
     "Checkpoints hold the weights under the reference module's names (they load into the\n"
     "PyTorch DeblurUNet and into deblur infer), the optimizer state and the run's metadata.\n";
@@ -73,6 +86,18 @@ double get_double(const Args& args, const std::string& name, double fallback) {
   return value;
 }
 
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+// The tracker's messages, from its own thread, on a line of their own (past a live progress
+// line on a terminal).
+void print_line(const std::string& line) {
+  std::printf(isatty(STDOUT_FILENO) ? "\r\033[K%s\n" : "%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -85,7 +110,8 @@ int run_train(int argc, char** argv) {
                    "num_epochs", "learning_rate", "patience", "device", "patch_size",
                    "weight_decay", "clip", "eta_min", "alpha", "beta", "seed_msssim", "seed",
                    "workers", "checkpoint_dir", "run_dir", "resume", "max_steps",
-                   "synthetic_blur", "skip_bad", "threads", "val_tile", "base"});
+                   "synthetic_blur", "skip_bad", "threads", "val_tile", "base", "tracking_uri",
+                   "experiment_name", "run_name", "tracking_wait"});
   train::TrainConfig c;
   c.train_data = args.get("train_data", "");
   c.test_data = args.get("test_data", "");
@@ -121,7 +147,30 @@ int run_train(int argc, char** argv) {
   DEBLUR_CHECK(c.val_tile >= 0 && c.val_tile % 16 == 0,
                "--val_tile must be 0 or a positive multiple of 16, got ", c.val_tile);
 
-  const train::TrainResult result = train::run_training(c);
+  // MLflow: the tracker starts when the run folder exists and keeps the server up to date in
+  // the background; it is told how the run ended either way (run.json says it).
+  track::TrackerOptions tracking;
+  tracking.tracking_uri = args.get("tracking_uri", env_or("MLFLOW_TRACKING_URI", ""));
+  tracking.sync.experiment_name = args.get("experiment_name", env_or("MLFLOW_EXPERIMENT_NAME", ""));
+  tracking.sync.run_name = args.get("run_name", "");
+  if (args.has("registered_model_name")) tracking.sync.registered_model_name = c.registered_model_name;
+  tracking.finish_wait_s = get_double(args, "tracking_wait", tracking.finish_wait_s);
+  DEBLUR_CHECK(tracking.finish_wait_s >= 0, "--tracking_wait must not be negative");
+  if (!tracking.tracking_uri.empty()) track::check_tracking_uri(tracking.tracking_uri);
+  std::unique_ptr<track::Tracker> tracker;
+  const train::RunObserver observer = [&](const std::string& run_dir) {
+    if (tracking.tracking_uri.empty()) return;
+    if (!tracker) tracker = std::make_unique<track::Tracker>(tracking, run_dir, print_line);
+    tracker->notify();
+  };
+  train::TrainResult result;
+  try {
+    result = train::run_training(c, {}, observer);
+  } catch (...) {
+    if (tracker) tracker->finish();  // run.json says FAILED
+    throw;
+  }
+  if (tracker) tracker->finish();
   if (result.interrupted) return 130;
   return 0;
 }
