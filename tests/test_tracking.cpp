@@ -35,12 +35,16 @@ int closed_port() {
   return port;
 }
 
-// An HTTP server on loopback answering every request with `status` and `body`, counting them.
+// An HTTP server on loopback answering every request with `status` and `body` after `delay_s`
+// (cut short when the server stops), counting them.
 class CannedServer {
  public:
-  CannedServer(int status, std::string body) {
-    auto answer = [this, status, body](const httplib::Request&, httplib::Response& res) {
+  CannedServer(int status, std::string body, double delay_s = 0.0) {
+    auto answer = [this, status, body, delay_s](const httplib::Request&, httplib::Response& res) {
       ++requests;
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(delay_s);
+      while (!stopping && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
       res.status = status;
       res.set_content(body, "application/json");
     };
@@ -53,11 +57,13 @@ class CannedServer {
     thread_ = std::thread([this] { server_.listen_after_bind(); });
   }
   ~CannedServer() {
+    stopping = true;
     server_.stop();
     thread_.join();
   }
   std::string uri() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::atomic<int> requests{0};
+  std::atomic<bool> stopping{false};
 
  private:
   httplib::Server server_;
@@ -95,7 +101,10 @@ HttpTimeouts quick() {
 TEST_CASE("tracking: only http(s) tracking URIs, and the refusal names the URI", "[tracking]") {
   CHECK_NOTHROW(check_tracking_uri("http://127.0.0.1:5000"));
   CHECK_NOTHROW(check_tracking_uri("https://mlflow.example.org/prefix/"));
-  for (const char* uri : {"file:./mlruns", "sqlite:///mlflow.db", "databricks", "http://", "http:///x"})
+  CHECK_NOTHROW(check_tracking_uri("http://[::1]:5000"));
+  for (const char* uri : {"file:./mlruns", "sqlite:///mlflow.db", "databricks", "http://", "http:///x",
+                          "http://host:99999999999", "http://host:0", "http://host:5o00",
+                          "http://user:secret@host:5000"})
     CHECK_THROWS_WITH(check_tracking_uri(uri), Catch::Contains(std::string("'") + uri + "'"));
 }
 
@@ -187,6 +196,32 @@ TEST_CASE("tracking: a dead server costs the run at most the wait, with one warn
   const nlohmann::json saved = nlohmann::json::parse(ledger);
   CHECK(saved.value("registered_model_name", "") == "deblur_owed");
   CHECK_FALSE(saved["servers"][options.tracking_uri].contains("run_id"));
+}
+
+TEST_CASE("tracking: a server that never finishes its answer is cut off at the end of the wait",
+          "[tracking]") {
+  ScratchDir scratch;
+  const std::string run_dir = finished_run_folder(scratch);
+  CannedServer server(200, "{}", 60.0);
+  TrackerOptions options;
+  options.tracking_uri = server.uri();
+  options.timeouts.read_s = 60.0;  // the cancel, not the timeout, must end the request
+  options.finish_wait_s = 1.0;
+  std::vector<std::string> lines;
+  std::mutex lines_mutex;
+  const auto start = std::chrono::steady_clock::now();
+  Tracker tracker(options, run_dir, [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(lines_mutex);
+    lines.push_back(line);
+  });
+  tracker.notify();
+  CHECK_FALSE(tracker.finish());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(seconds < 5.0);
+  CHECK(server.requests >= 1);
+  REQUIRE_FALSE(lines.empty());
+  CHECK_THAT(lines.back(), Catch::Contains("deblur runs push"));
 }
 
 TEST_CASE("tracking: a server that refuses stops tracking once, without retrying", "[tracking]") {

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -18,15 +19,16 @@ using nlohmann::json;
 constexpr const char* kApi = "/api/2.0/mlflow/";
 constexpr const char* kArtifactApi = "/api/2.0/mlflow-artifacts/artifacts";
 constexpr const char* kArtifactScheme = "mlflow-artifacts:";
-// MLflow's log-batch limits (mlflow/utils/validation.py).
-constexpr size_t kMaxMetricsPerBatch = 1000, kMaxParamsPerBatch = 100, kMaxTagsPerBatch = 100;
+// MLflow's log-batch limits (mlflow/utils/validation.py): 1000 items in all (metrics up to 1000),
+// of which at most 100 params and 100 tags.
+constexpr size_t kMaxItemsPerBatch = 1000, kMaxParamsPerBatch = 100, kMaxTagsPerBatch = 100;
 
 // Percent-encodes everything but RFC 3986's unreserved characters, and '/' when keep_slash.
 std::string url_encode(const std::string& text, bool keep_slash) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
       out += char(c);
     } else {
       out += '%';
@@ -37,14 +39,12 @@ std::string url_encode(const std::string& text, bool keep_slash) {
   return out;
 }
 
-// A string literal of MLflow's search filter grammar: single quotes, backslash escapes.
+// A string literal of MLflow's search filter grammar, for the ids this client searches by (hex):
+// MLflow strips the quotes and undoes no escapes, so a quote inside cannot be searched for.
 std::string filter_string(const std::string& value) {
-  std::string quoted = "'";
-  for (const char c : value) {
-    if (c == '\'' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  return quoted + "'";
+  if (value.find('\'') != std::string::npos)
+    throw MlflowError("cannot search MLflow for a value with a quote in it: " + value, false);
+  return "'" + value + "'";
 }
 
 struct SplitUri {
@@ -60,6 +60,12 @@ SplitUri split_uri(const std::string& uri) {
   if (path_start != std::string::npos) split.prefix = uri.substr(path_start);
   while (!split.prefix.empty() && split.prefix.back() == '/') split.prefix.pop_back();
   return split;
+}
+
+// A request body; text that is not UTF-8 (a path, a user name) is sent with U+FFFD in its place
+// rather than failing the call.
+std::string to_text(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 json parse_answer(const std::string& body, const std::string& what) {
@@ -148,7 +154,7 @@ struct MlflowClient::Http {
       code = answer.value("error_code", "");
       message = answer.value("message", message);
     }
-    const bool retryable = status == 429 || status >= 500;
+    const bool retryable = status == 408 || status == 429 || status >= 500;
     throw MlflowError(detail::concat(what, ": HTTP ", status, code.empty() ? "" : " ", code, ": ",
                                      message),
                       retryable, code);
@@ -157,16 +163,34 @@ struct MlflowClient::Http {
 
 void check_tracking_uri(const std::string& uri) {
   const bool http = uri.rfind("http://", 0) == 0 || uri.rfind("https://", 0) == 0;
-  const size_t host = uri.find("://") + 3;
-  DEBLUR_CHECK(http && uri.size() > host && uri[host] != '/',
-               "tracking URI '", uri, "': deblur talks to an MLflow tracking server over its REST "
-               "API, so the URI must be http://host:port or https://... (file:, sqlite: and other "
-               "stores need MLflow's Python client; start `mlflow server` on them instead)");
+  DEBLUR_CHECK(http, "tracking URI '", uri, "': deblur talks to an MLflow tracking server over "
+               "its REST API, so the URI must be http://host:port or https://... (file:, sqlite: "
+               "and other stores need MLflow's Python client; start `mlflow server` on them "
+               "instead)");
+  const size_t host_start = uri.find("://") + 3;
+  const std::string authority = uri.substr(host_start, uri.find('/', host_start) - host_start);
+  DEBLUR_CHECK(!authority.empty() && authority.front() != ':', "tracking URI '", uri,
+               "': no host");
+  DEBLUR_CHECK(authority.find('@') == std::string::npos, "tracking URI '", uri, "': put the "
+               "credentials in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+               "MLFLOW_TRACKING_TOKEN), not in the URI");
+  const size_t colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.back() != ']') {  // not an IPv6 literal's
+    const std::string port = authority.substr(colon + 1);
+    const bool digits = !port.empty() && port.size() <= 5 &&
+                        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    DEBLUR_CHECK(digits && std::stoi(port) >= 1 && std::stoi(port) <= 65535, "tracking URI '", uri,
+                 "': the port must be a number from 1 to 65535");
+  }
+}
+
+bool proxied_artifact_root(const std::string& artifact_uri) {
+  return artifact_uri.rfind(kArtifactScheme, 0) == 0;
 }
 
 std::string artifact_proxy_path(const std::string& artifact_uri,
                                 const std::string& relative_path) {
-  if (artifact_uri.rfind(kArtifactScheme, 0) != 0)
+  if (!proxied_artifact_root(artifact_uri))
     throw MlflowError("the run's artifact root is '" + artifact_uri + "', not an " +
                           kArtifactScheme + " URI: this server does not proxy artifacts (start "
                           "`mlflow server` with --serve-artifacts, its default)",
@@ -211,12 +235,23 @@ MlflowClient::MlflowClient(const std::string& tracking_uri, const HttpTimeouts& 
 
 MlflowClient::~MlflowClient() = default;
 
+void MlflowClient::cancel() {
+  cancelled_ = true;
+  http_->client.stop();  // shuts the socket of a request in flight
+}
+
+void MlflowClient::check_not_cancelled(const std::string& what) const {
+  if (cancelled_) throw MlflowError(what + ": cancelled", true);
+}
+
 std::string MlflowClient::get_json(const std::string& endpoint, const std::string& query) {
+  check_not_cancelled(endpoint);
   const std::string path = http_->prefix + kApi + endpoint + (query.empty() ? "" : "?" + query);
   return http_->checked(http_->client.Get(path), "GET " + uri_ + kApi + endpoint);
 }
 
 std::string MlflowClient::post_json(const std::string& endpoint, const std::string& body) {
+  check_not_cancelled(endpoint);
   return http_->checked(http_->client.Post(http_->prefix + kApi + endpoint, body,
                                            "application/json"),
                         "POST " + uri_ + kApi + endpoint);
@@ -236,7 +271,7 @@ std::string MlflowClient::experiment_id(const std::string& name) {
       if (e.error_code() != "RESOURCE_DOES_NOT_EXIST" || attempt > 0) throw;
     }
     try {
-      const json answer = parse_answer(post_json("experiments/create", json{{"name", name}}.dump()),
+      const json answer = parse_answer(post_json("experiments/create", to_text(json{{"name", name}})),
                                        name);
       return answer.value("experiment_id", "");
     } catch (const MlflowError& e) {
@@ -250,7 +285,7 @@ MlflowRun MlflowClient::create_run(const std::string& experiment_id, const std::
   json body = {{"experiment_id", experiment_id}, {"start_time", start_time_ms},
                {"tags", tags_to(tags)}};
   if (!run_name.empty()) body["run_name"] = run_name;
-  const json answer = parse_answer(post_json("runs/create", body.dump()), "runs/create");
+  const json answer = parse_answer(post_json("runs/create", to_text(body)), "runs/create");
   return run_from(field(answer, "run", "runs/create"));
 }
 
@@ -260,7 +295,7 @@ std::vector<MlflowRun> MlflowClient::find_runs_by_tag(const std::string& experim
   const json body = {{"experiment_ids", {experiment_id}},
                      {"filter", "tags.`" + key + "` = " + filter_string(value)},
                      {"max_results", 10}};
-  const json answer = parse_answer(post_json("runs/search", body.dump()), "runs/search");
+  const json answer = parse_answer(post_json("runs/search", to_text(body)), "runs/search");
   std::vector<MlflowRun> runs;
   for (const json& run : answer.value("runs", json::array())) runs.push_back(run_from(run));
   return runs;
@@ -274,7 +309,12 @@ void MlflowClient::log_batch(const std::string& run_id, const std::vector<Mlflow
   while (m != metrics.end() || p != params.end() || t != tags.end()) {
     json body = {{"run_id", run_id}, {"metrics", json::array()}, {"params", json::array()},
                  {"tags", json::array()}};
-    for (size_t n = 0; m != metrics.end() && n < kMaxMetricsPerBatch; ++m, ++n) {
+    for (size_t n = 0; p != params.end() && n < kMaxParamsPerBatch; ++p, ++n)
+      body["params"].push_back({{"key", p->first}, {"value", p->second}});
+    for (size_t n = 0; t != tags.end() && n < kMaxTagsPerBatch; ++t, ++n)
+      body["tags"].push_back({{"key", t->first}, {"value", t->second}});
+    const size_t room = kMaxItemsPerBatch - body["params"].size() - body["tags"].size();
+    for (size_t n = 0; m != metrics.end() && n < room; ++m, ++n) {
       // JSON has no NaN or infinity; MLflow reads these spellings (as its Python client sends).
       json value = m->value;
       if (std::isnan(m->value)) value = "NaN";
@@ -282,11 +322,7 @@ void MlflowClient::log_batch(const std::string& run_id, const std::vector<Mlflow
       body["metrics"].push_back(
           {{"key", m->key}, {"value", value}, {"timestamp", m->timestamp_ms}, {"step", m->step}});
     }
-    for (size_t n = 0; p != params.end() && n < kMaxParamsPerBatch; ++p, ++n)
-      body["params"].push_back({{"key", p->first}, {"value", p->second}});
-    for (size_t n = 0; t != tags.end() && n < kMaxTagsPerBatch; ++t, ++n)
-      body["tags"].push_back({{"key", t->first}, {"value", t->second}});
-    post_json("runs/log-batch", body.dump());
+    post_json("runs/log-batch", to_text(body));
   }
 }
 
@@ -294,19 +330,21 @@ void MlflowClient::update_run(const std::string& run_id, const std::string& stat
                               int64_t end_time_ms) {
   json body = {{"run_id", run_id}, {"status", status}};
   if (end_time_ms > 0) body["end_time"] = end_time_ms;
-  post_json("runs/update", body.dump());
+  post_json("runs/update", to_text(body));
 }
 
 void MlflowClient::upload_artifact(const std::string& artifact_uri,
                                    const std::string& relative_path,
                                    const std::string& local_path) {
+  check_not_cancelled(relative_path);
   const std::string path = http_->prefix + artifact_proxy_path(artifact_uri, relative_path);
   auto file = std::make_shared<std::ifstream>(local_path, std::ios::binary);
   if (!*file) throw MlflowError(local_path + ": cannot read (artifact " + relative_path + ")", false);
   file->seekg(0, std::ios::end);
   const size_t size = size_t(file->tellg());
   file->seekg(0);
-  const auto provider = [file](size_t offset, size_t length, httplib::DataSink& sink) {
+  const auto provider = [this, file](size_t offset, size_t length, httplib::DataSink& sink) {
+    if (cancelled_) return false;
     char buffer[1 << 16];
     file->seekg(std::streamoff(offset));
     const size_t n = std::min(length, sizeof buffer);
@@ -320,7 +358,7 @@ void MlflowClient::upload_artifact(const std::string& artifact_uri,
 
 void MlflowClient::create_registered_model_if_missing(const std::string& name) {
   try {
-    post_json("registered-models/create", json{{"name", name}}.dump());
+    post_json("registered-models/create", to_text(json{{"name", name}}));
   } catch (const MlflowError& e) {
     if (e.error_code() != "RESOURCE_ALREADY_EXISTS") throw;
   }
@@ -332,20 +370,22 @@ ModelVersion MlflowClient::create_model_version(const std::string& name, const s
   const json body = {{"name", name}, {"source", source}, {"run_id", run_id},
                      {"description", description}, {"tags", tags_to(tags)}};
   const json answer =
-      parse_answer(post_json("model-versions/create", body.dump()), "model-versions/create");
+      parse_answer(post_json("model-versions/create", to_text(body)), "model-versions/create");
   return version_from(field(answer, "model_version", "model-versions/create"));
 }
 
 std::vector<ModelVersion> MlflowClient::find_model_versions(const std::string& name,
                                                             const std::string& run_id) {
-  const std::string filter =
-      "name=" + filter_string(name) + " and run_id=" + filter_string(run_id);
-  const json answer = parse_answer(
-      get_json("model-versions/search", "filter=" + url_encode(filter, false) + "&max_results=100"),
-      "model-versions/search");
+  // By run id only (hex), matching the name here: a name with a quote in it would need escapes
+  // MLflow's filter parser does not undo.
+  const json answer =
+      parse_answer(get_json("model-versions/search",
+                            "filter=" + url_encode("run_id=" + filter_string(run_id), false) +
+                                "&max_results=1000"),
+                   "model-versions/search");
   std::vector<ModelVersion> versions;
   for (const json& v : answer.value("model_versions", json::array()))
-    versions.push_back(version_from(v));
+    if (v.is_object() && v.value("name", "") == name) versions.push_back(version_from(v));
   return versions;
 }
 

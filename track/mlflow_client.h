@@ -5,6 +5,7 @@
 // variables, MLFLOW_TRACKING_TOKEN (bearer) or MLFLOW_TRACKING_USERNAME and _PASSWORD (basic).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,6 +63,10 @@ struct ModelVersion {
 // databricks) is an error saying why, since those need MLflow's Python client.
 void check_tracking_uri(const std::string& uri);
 
+// Whether a run's artifact root is the server's artifact proxy (mlflow-artifacts:), the only
+// root this client can upload to.
+bool proxied_artifact_root(const std::string& artifact_uri);
+
 // The path under the artifact proxy (/api/2.0/mlflow-artifacts/artifacts/<path>) of an artifact
 // `relative_path` of a run whose artifact root is `artifact_uri`. Throws MlflowError (not
 // retryable) when the root is not an mlflow-artifacts: URI: that server does not proxy artifacts.
@@ -76,6 +81,10 @@ class MlflowClient {
 
   const std::string& uri() const { return uri_; }
 
+  // From any thread: the request in flight fails at once, and so does every later one
+  // (a retryable MlflowError saying "cancelled"). For giving up on a server that drips.
+  void cancel();
+
   // The id of the named experiment, created if missing (a concurrent creator is no error).
   std::string experiment_id(const std::string& name);
 
@@ -84,9 +93,10 @@ class MlflowClient {
   // Runs of the experiment whose tag `key` is `value` (at most 10).
   std::vector<MlflowRun> find_runs_by_tag(const std::string& experiment_id,
                                           const std::string& key, const std::string& value);
-  // Params, metrics and tags in as many log-batch calls as MLflow's limits need (1000 metrics,
-  // 100 params, 100 tags per call). Logging a metric already logged with the same step,
-  // timestamp and value again is a no-op on the server, so a batch can be resent safely.
+  // Params, metrics and tags in as many log-batch calls as MLflow's limits need (1000 items,
+  // at most 100 of them params and 100 tags, per call). Logging a metric already logged with the same step,
+  // timestamp and value again is a no-op on a server with a database store (mlflow server's
+  // SQLAlchemy store), so a batch can be resent safely.
   void log_batch(const std::string& run_id, const std::vector<MlflowMetric>& metrics,
                  const Tags& params, const Tags& tags);
   // status: RUNNING, FINISHED, FAILED or KILLED; end_time_ms 0 leaves it unset.
@@ -109,8 +119,11 @@ class MlflowClient {
   std::string get_json(const std::string& endpoint, const std::string& query);
   std::string post_json(const std::string& endpoint, const std::string& body);
 
+  void check_not_cancelled(const std::string& what) const;
+
   std::string uri_;
   std::unique_ptr<Http> http_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace deblur::track

@@ -1,10 +1,16 @@
 // A run folder sent to MLflow step by step, with mlflow.json as the ledger (track/run_sync.h).
 #include "track/run_sync.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <iomanip>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -86,7 +92,7 @@ void write_json_file(const std::string& path, const json& j) {
   write_file_atomically(path, reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
 
-// metrics.csv's rows as column -> cell.
+// metrics.csv's rows as column -> cell, empty cells left out.
 std::vector<std::map<std::string, std::string>> read_metrics_csv(const std::string& path) {
   std::vector<std::map<std::string, std::string>> rows;
   std::ifstream in(path);
@@ -103,10 +109,12 @@ std::vector<std::map<std::string, std::string>> read_metrics_csv(const std::stri
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const std::vector<std::string> cells = split(line);
-    DEBLUR_CHECK(cells.size() == header.size(), path, ": a row has ", cells.size(),
+    DEBLUR_CHECK(cells.size() <= header.size(), path, ": a row has ", cells.size(),
                  " cells where the header has ", header.size());
+    // A row written before a column existed (a run resumed across versions) lacks its cells.
     std::map<std::string, std::string> row;
-    for (size_t i = 0; i < header.size(); ++i) row[header[i]] = cells[i];
+    for (size_t i = 0; i < cells.size(); ++i)
+      if (!cells[i].empty()) row[header[i]] = cells[i];
     rows.push_back(std::move(row));
   }
   return rows;
@@ -127,12 +135,35 @@ std::string param_text(const json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
+// The folder's absolute path without a trailing separator ("runs/r1/" -> /.../runs/r1).
+fs::path folder_path(const std::string& dir) {
+  fs::path path = fs::absolute(dir).lexically_normal();
+  if (path.filename().empty()) path = path.parent_path();
+  return path;
+}
+
+// An exclusive lock on a file for the object's life (flock: released if the process dies).
+class LedgerLock {
+ public:
+  explicit LedgerLock(const std::string& path) : fd_(open(path.c_str(), O_RDWR | O_CREAT, 0644)) {
+    DEBLUR_CHECK(fd_ >= 0, path, ": cannot open (", std::strerror(errno), ")");
+    while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+  ~LedgerLock() { close(fd_); }
+  LedgerLock(const LedgerLock&) = delete;
+  LedgerLock& operator=(const LedgerLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 // run.json's best checkpoint as written by the trainer (relative to where it ran), else next to
 // the run folder's parent (a run folder and its checkpoints moved together).
 std::string find_checkpoint(const std::string& recorded, const std::string& run_dir) {
   if (recorded.empty()) return "";
   if (fs::exists(recorded)) return recorded;
-  const fs::path beside = fs::path(run_dir).parent_path().parent_path() / recorded;
+  const fs::path beside = folder_path(run_dir).parent_path().parent_path() / recorded;
   if (fs::exists(beside)) return beside.string();
   return "";
 }
@@ -155,7 +186,11 @@ void write_model_dir(const std::string& run_dir, const std::string& checkpoint) 
   if (fs::exists(weights) && fs::exists(dir / "MLmodel")) {
     const SafetensorsFile existing = read_safetensors(weights.string());
     const auto it = existing.metadata.find("source");
-    if (it != existing.metadata.end() && it->second == source) return;
+    const std::vector<uint8_t> mlmodel = read_file((dir / "MLmodel").string());
+    const std::string line = "source_checkpoint: " + source + "\n";
+    const bool mlmodel_current = std::search(mlmodel.begin(), mlmodel.end(), line.begin(),
+                                             line.end()) != mlmodel.end();
+    if (it != existing.metadata.end() && it->second == source && mlmodel_current) return;
   }
   fs::create_directories(dir);
   const SafetensorsFile file = read_safetensors(checkpoint);
@@ -205,27 +240,43 @@ std::string RunSync::describe() const {
                         "/runs/", run_id_, ")");
 }
 
-void RunSync::sync(const std::function<bool()>& cancelled) {
+void RunSync::sync() {
   complete_ = false;
+  notes_.clear();
+  try {
+    send();
+  } catch (const nlohmann::json::exception& e) {
+    throw MlflowError(detail::concat(run_dir_, ": unexpected JSON in ", kLedger,
+                                     " or in an answer from ", client_.uri(), ": ", e.what()),
+                      false);
+  }
+}
+
+void RunSync::send() {
   const std::string ledger_path = (fs::path(run_dir_) / kLedger).string();
+  // One sync of a folder at a time (a push while the trainer tracks it): the ledger is
+  // read, changed and written whole.
+  const LedgerLock lock(ledger_path + ".lock");
   json ledger = fs::exists(ledger_path) ? read_json_file(ledger_path) : json::object();
   json& entry = ledger["servers"][client_.uri()];
   if (!entry.is_object()) entry = json::object();
   auto save = [&] { write_json_file(ledger_path, ledger); };
-  auto stop = [&] { return cancelled && cancelled(); };
-  // A run that exists keeps its experiment and name. Otherwise: this call's options, else those
-  // saved for this server, else those saved by any sync of the folder (a run tracked to a server
-  // that never answered, pushed to another), else the defaults.
-  auto option = [&](std::string& value, const char* key, const std::string& fallback) {
-    if (value.empty() || (entry.contains("run_id") && entry.contains(key) && std::string(key) != kModelKey))
-      value = entry.value(key, ledger.value(key, std::string()));
+
+  // Options. A run that exists on this server keeps the experiment and name it was made with.
+  // Otherwise: this call's; else what an earlier sync of the folder saved, for this server,
+  // then for any (a run tracked to a server that never answered, pushed to another); else the
+  // defaults. A model name can come later (a push registering a finished run).
+  const bool run_exists = entry.contains("run_id");
+  auto resolve = [&](std::string& value, const char* key, bool fixed_by_run,
+                     const std::string& fallback) {
+    if (value.empty() || fixed_by_run) value = entry.value(key, ledger.value(key, std::string()));
     if (value.empty()) value = fallback;
     entry[key] = value;
     if (!value.empty()) ledger[key] = value;
   };
-  option(options_.experiment_name, "experiment_name", "deblur");
-  option(options_.run_name, "run_name", fs::absolute(run_dir_).lexically_normal().filename().string());
-  option(options_.registered_model_name, kModelKey, "");
+  resolve(options_.experiment_name, "experiment_name", run_exists, "deblur");
+  resolve(options_.run_name, "run_name", run_exists, folder_path(run_dir_).filename().string());
+  resolve(options_.registered_model_name, kModelKey, false, "");
   save();  // before any call: a run the server never saw still knows what is owed
 
   const train::RunInfo info = train::read_run_info((fs::path(run_dir_) / "run.json").string());
@@ -233,7 +284,7 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
   const json params = fs::exists(params_path) ? read_json_file(params_path) : json::object();
 
   // The run: created once; a creation whose answer was lost is found by its deblur.run_uid.
-  if (!entry.contains("run_id")) {
+  if (!run_exists) {
     experiment_id_ = client_.experiment_id(options_.experiment_name);
     if (!entry.contains("run_uid")) {
       entry["run_uid"] = random_hex(16);
@@ -246,7 +297,7 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
       gethostname(host, sizeof host - 1);
       const char* user = std::getenv("USER");
       Tags tags = {{"deblur.run_uid", uid},
-                   {"deblur.run_dir", fs::absolute(run_dir_).lexically_normal().string()},
+                   {"deblur.run_dir", folder_path(run_dir_).string()},
                    {"git_commit", info.git_commit},
                    {"device", info.device},
                    {"host", info.host.empty() ? host : info.host},
@@ -267,7 +318,6 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
   run_id_ = entry.value("run_id", "");
   experiment_id_ = entry.value("experiment_id", "");
   const std::string artifact_uri = entry.value("artifact_uri", "");
-  if (stop()) return;
 
   // Params not sent yet (a sent one is never sent again: MLflow refuses a changed value).
   Tags new_params;
@@ -280,20 +330,21 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
     for (const auto& [key, value] : new_params) sent_params[key] = value;
     save();
   }
-  if (stop()) return;
 
   // Each epoch's row, once per (epoch, timestamp): a run resumed from an earlier checkpoint
-  // logs its repeated epochs again, as the history they are.
+  // logs its repeated epochs again, as the history they are. A row from before timestamp_ms
+  // gets a fixed stand-in (the run's start plus its epoch in ms), so it too is sent once.
   const std::string csv_path = (fs::path(run_dir_) / "metrics.csv").string();
   json& sent_epochs = entry["epochs"];
   if (!sent_epochs.is_object()) sent_epochs = json::object();
   std::vector<MlflowMetric> metrics;
   std::vector<std::pair<std::string, int64_t>> rows_sent;
   for (const auto& row : read_metrics_csv(csv_path)) {
+    DEBLUR_CHECK(row.count("epoch"), csv_path, ": a row without its epoch");
     const int64_t epoch = int64_t(cell_number(row, "epoch", csv_path));
     const int64_t timestamp = row.count("timestamp_ms")
                                   ? int64_t(cell_number(row, "timestamp_ms", csv_path))
-                                  : now_ms();  // metrics.csv from before timestamp_ms
+                                  : iso_to_ms(info.start_time) + epoch;
     const std::string key = std::to_string(epoch);
     if (sent_epochs.value(key, int64_t{-1}) == timestamp) continue;
     for (const auto& [column, name] : kMetricColumns)
@@ -307,13 +358,18 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
     save();
   }
 
+  // Artifacts, when the server proxies them: each file unless this very version (size and
+  // time) is already there.
+  const bool artifacts = proxied_artifact_root(artifact_uri);
+  if (!artifacts)
+    notes_.push_back("no artifacts sent (files, checkpoint, model, model version): the run's "
+                     "artifact root is '" + artifact_uri + "', which this server does not proxy "
+                     "(start `mlflow server` with --serve-artifacts, its default)");
   json& sent_artifacts = entry["artifacts"];
   if (!sent_artifacts.is_object()) sent_artifacts = json::object();
-  // Uploads a file unless this very version (size and time) is already there.
   auto upload = [&](const std::string& local, const std::string& artifact) {
     const std::string signature = file_signature(local);
-    if (signature.empty() || sent_artifacts.value(artifact, "") == signature) return;
-    if (stop()) return;
+    if (!artifacts || signature.empty() || sent_artifacts.value(artifact, "") == signature) return;
     client_.upload_artifact(artifact_uri, artifact, local);
     sent_artifacts[artifact] = signature;
     save();
@@ -323,7 +379,10 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
 
   const bool ended = info.status != "RUNNING";
   const std::string best = find_checkpoint(info.best_checkpoint, run_dir_);
-  if (ended && !best.empty()) {
+  if (ended && best.empty() && !info.best_checkpoint.empty())
+    notes_.push_back("the best checkpoint " + info.best_checkpoint + " was not found (from " +
+                     fs::current_path().string() + "), so it and the model are not sent");
+  if (ended && !best.empty() && artifacts) {
     upload(best, "checkpoints/" + fs::path(best).filename().string());
     write_model_dir(run_dir_, best);
     upload((fs::path(run_dir_) / kModelDir / "MLmodel").string(),
@@ -331,13 +390,12 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
     upload((fs::path(run_dir_) / kModelDir / "model.safetensors").string(),
            std::string(kModelDir) + "/model.safetensors");
   }
-  if (stop()) return;
 
   // A model version for a finished run's best checkpoint, made once: a creation whose answer
   // was lost is found again by the run and the checkpoint tag.
   const std::string& model_name = options_.registered_model_name;
   const std::string checkpoint_name = best.empty() ? "" : fs::path(best).filename().string();
-  if (info.status == "FINISHED" && !best.empty() && !model_name.empty() &&
+  if (info.status == "FINISHED" && !best.empty() && artifacts && !model_name.empty() &&
       entry.value("model_checkpoint", "") != checkpoint_name) {
     client_.create_registered_model_if_missing(model_name);
     std::string version;
@@ -364,7 +422,6 @@ void RunSync::sync(const std::function<bool()>& cancelled) {
 
   // run.json last: once the server holds it, it holds the run's end.
   upload((fs::path(run_dir_) / "run.json").string(), "run.json");
-  if (stop()) return;
   if (entry.value("status", "") != info.status) {
     client_.update_run(run_id_, info.status, ended ? iso_to_ms(info.end_time) : 0);
     entry["status"] = info.status;

@@ -22,8 +22,8 @@
 //   status     RUNNING while it runs, then FINISHED, KILLED or FAILED from run.json
 #pragma once
 
-#include <functional>
 #include <string>
+#include <vector>
 
 #include "track/mlflow_client.h"
 
@@ -44,20 +44,27 @@ class RunSync {
   RunSync(MlflowClient& client, std::string run_dir, SyncOptions options);
 
   // Sends what the folder holds and the server lacks, recording each step in mlflow.json as it
-  // lands. Throws MlflowError at the first call that fails (deblur::Error for a bad run folder).
-  // `cancelled` is asked between calls: true stops the sync where it is.
-  void sync(const std::function<bool()>& cancelled = {});
+  // lands; one sync of a folder at a time (mlflow.json.lock). Throws MlflowError at the first
+  // call that fails (MlflowClient::cancel() makes the call in flight fail), deblur::Error for
+  // a bad run folder.
+  void sync();
 
   // After a sync: whether the server has the whole run, its end included.
   bool complete() const { return complete_; }
+  // After a sync: what it left out and why (a server that does not proxy artifacts, a best
+  // checkpoint no longer where run.json says).
+  const std::vector<std::string>& notes() const { return notes_; }
   // "run <id> in experiment '<name>' at <uri>", or "" before the run exists on the server.
   std::string describe() const;
 
  private:
+  void send();
+
   MlflowClient& client_;
   std::string run_dir_;
   SyncOptions options_;
   bool complete_ = false;
+  std::vector<std::string> notes_;
   std::string run_id_, experiment_id_;
 };
 

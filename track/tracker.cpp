@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
+#include <vector>
 
 namespace deblur::track {
 
@@ -40,6 +42,7 @@ void Tracker::loop() {
   double backoff = 1.0;
   bool failing = false;  // the user has been told that the server is not answering
   bool final_tried = false;
+  std::set<std::string> noted;
   Clock::time_point next_try = Clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
@@ -50,51 +53,60 @@ void Tracker::loop() {
     const bool final_pass = finishing_;
     final_tried = final_tried || final_pass;
     pending_ = false;
-    lock.unlock();
-    std::string error;
+    lock.unlock();  // the sync and the messages run unlocked: notify() never waits on them
+    std::string server_error, local_error;
     bool retryable = true;
     try {
-      sync_.sync([this] {
-        std::lock_guard<std::mutex> guard(mutex_);
-        return give_up_;
-      });
+      sync_.sync();
     } catch (const MlflowError& e) {
-      error = e.what();
+      server_error = e.what();
       retryable = e.retryable();
-    } catch (const std::exception& e) {  // the run folder itself: a retry reads it again
-      error = e.what();
+    } catch (const std::exception& e) {  // the run folder or the disk, not the server
+      local_error = e.what();
     }
-    lock.lock();
-    if (error.empty()) {
+    std::vector<std::string> messages;
+    if (server_error.empty() && local_error.empty()) {
       backoff = 1.0;
-      if (failing) {
-        failing = false;
-        log_("MLflow: " + client_.uri() + " answers again; the run is caught up");
-      }
+      if (failing) messages.push_back("MLflow: " + client_.uri() + " answers again; the run is caught up");
+      failing = false;
+      for (const std::string& note : sync_.notes())
+        if (noted.insert(note).second) messages.push_back("warning: MLflow: " + note);
+    }
+    const std::string push_hint = "`deblur runs push " + run_dir_ + " --tracking_uri " +
+                                  client_.uri() + "`";
+    const bool stop = !local_error.empty() || !retryable;
+    if (!local_error.empty())
+      messages.push_back("warning: MLflow tracking stopped for this run, by an error here, not "
+                         "on the server (training goes on; once it is fixed, " + push_hint +
+                         " sends the run): " + local_error);
+    else if (!retryable)
+      messages.push_back("warning: MLflow refused a request, so this run is no longer tracked "
+                         "(training goes on; the run folder keeps everything; once the cause is "
+                         "fixed, " + push_hint + " sends it): " + server_error);
+    else if (!server_error.empty() && !failing) {
+      failing = true;
+      messages.push_back("warning: MLflow at " + client_.uri() + " is not answering (" +
+                         server_error + "); training goes on, the run folder keeps everything, "
+                         "and what is missing is sent when the server answers again");
+    }
+    for (const std::string& message : messages) log_(message);
+    lock.lock();
+    if (!server_error.empty() || !local_error.empty()) last_error_ = server_error + local_error;
+    if (stop) {
+      refused_ = true;
+      break;
+    }
+    if (server_error.empty()) {
       if (final_pass) {
         complete_ = sync_.complete();
         break;
       }
       continue;
     }
-    last_error_ = error;
-    if (!retryable) {
-      refused_ = true;
-      log_("warning: MLflow refused a request, so this run is no longer tracked (training goes "
-           "on; the run folder keeps everything; once the cause is fixed, `deblur runs push " +
-           run_dir_ + " --tracking_uri " + client_.uri() + "` sends it): " + error);
-      break;
-    }
-    if (!failing) {
-      failing = true;
-      log_("warning: MLflow at " + client_.uri() + " is not answering (" + error + "); training "
-           "goes on, the run folder keeps everything, and what is missing is sent when the "
-           "server answers again");
-    }
     pending_ = true;
+    if (finishing_) backoff = std::min(backoff, kFinishBackoffCap);
     next_try = Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(backoff));
-    backoff = std::min(backoff * 2.0, finishing_ ? std::min(options_.max_backoff_s, kFinishBackoffCap)
-                                                 : options_.max_backoff_s);
+    backoff = std::min(backoff * 2.0, finishing_ ? kFinishBackoffCap : options_.max_backoff_s);
   }
   done_ = true;
   wake_.notify_all();
@@ -108,9 +120,10 @@ bool Tracker::finish() {
   if (!wake_.wait_for(lock, Seconds(options_.finish_wait_s), [&] { return done_; })) {
     give_up_ = true;
     wake_.notify_all();
+    client_.cancel();  // a request in flight (an upload to a server that drips) ends now
   }
   lock.unlock();
-  thread_.join();  // a request in flight ends within its timeouts
+  thread_.join();
   if (complete_)
     log_("MLflow: " + sync_.describe());
   else if (!refused_)

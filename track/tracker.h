@@ -5,9 +5,10 @@
 // notify() when the folder has something new (the run started, an epoch ended); the thread
 // syncs. A failed call is retried with exponential backoff (1 s doubling to max_backoff_s), and
 // each retry sends everything still missing, so what a dead server missed arrives when it comes
-// back. The user is told once when the server stops answering, and once when it is caught up.
-// An error the server gives for the request itself (no permission, a deleted experiment) stops
-// tracking for this run with one message: retrying would not help. finish() waits up to
+// back. The user is told once when the server stops answering, and once when it is caught up
+// (so once per outage). An error the server gives for the request itself (no permission, a
+// deleted experiment), or one here (a full disk, a broken run folder), stops tracking for this
+// run with one message: retrying would not help. finish() waits up to
 // finish_wait_s for the run's end to be sent, then says what is left and that
 // `deblur runs push RUN_DIR` sends it.
 #pragma once
@@ -41,8 +42,8 @@ class Tracker {
   Tracker& operator=(const Tracker&) = delete;
 
   void notify();
-  // Sends the run's end (run.json must say it ended), waiting at most finish_wait_s. Returns
-  // whether the server has the whole run.
+  // Sends the run's end (run.json must say it ended), waiting at most finish_wait_s (then the
+  // request in flight is cancelled). Returns whether the server has the whole run.
   bool finish();
 
  private:

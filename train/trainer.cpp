@@ -3,12 +3,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <ctime>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -353,13 +355,21 @@ EpochMetrics validate(const DeblurUNet& model, const ValidationSet& set, const T
 // metrics.csv, one row per finished epoch, rewritten whole (atomically) at each append.
 class MetricsCsv {
  public:
-  // Keeps the rows of epochs 1..keep_epochs an existing file holds (a resumed run's).
+  static constexpr const char* kHeader =
+      "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
+      "loss_fallbacks,grad_norm,images_per_s,seconds,timestamp_ms";
+
+  // Keeps the rows of epochs 1..keep_epochs an existing file holds (a resumed run's); a row
+  // written before a column existed gets an empty cell for it.
   MetricsCsv(std::string path, int64_t keep_epochs) : path_(std::move(path)) {
     std::ifstream in(path_);
     std::string line;
+    const auto columns = std::count(kHeader, kHeader + std::strlen(kHeader), ',') + 1;
     for (bool header = true; std::getline(in, line); header = false)
-      if (!header && !line.empty() && std::atoll(line.c_str()) <= keep_epochs)
+      if (!header && !line.empty() && std::atoll(line.c_str()) <= keep_epochs) {
+        line.append(std::max<int64_t>(columns - 1 - std::count(line.begin(), line.end(), ','), 0), ',');
         rows_.push_back(line);
+      }
     write();
   }
   void append(const std::string& row) {
@@ -370,9 +380,7 @@ class MetricsCsv {
 
  private:
   void write() const {
-    std::string text =
-        "epoch,step,lr,train_loss,val_loss,val_psnr,val_ssim,input_psnr,input_ssim,"
-        "loss_fallbacks,grad_norm,images_per_s,seconds,timestamp_ms\n";
+    std::string text = std::string(kHeader) + "\n";
     for (const std::string& row : rows_) text += row + "\n";
     write_file_atomically(path_, reinterpret_cast<const uint8_t*>(text.data()), text.size());
   }

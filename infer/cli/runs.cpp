@@ -69,6 +69,8 @@ int run_push(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
     }
   }
+  for (const std::string& note : sync.notes())
+    std::fprintf(stderr, "deblur runs push: warning: %s\n", note.c_str());
   std::printf("%s: %s%s\n", run_dir.c_str(), sync.describe().c_str(),
               sync.complete() ? "" : " (run.json says RUNNING: sent what is there, not an end)");
   return 0;
@@ -78,10 +80,12 @@ int run_push(int argc, char** argv) {
 
 int run_runs(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "push") return run_push(argc, argv);
-  Args args(argc, argv, 2, {"help"});
+  // The folder as the first argument (deblur runs DIR) or as --dir.
+  const bool positional = argc > 2 && std::string(argv[2]).rfind("--", 0) != 0;
+  Args args(argc, argv, positional ? 3 : 2, {"help"});
   if (args.has("help")) {
     std::printf(
-        "usage: deblur runs [--dir runs]\n"
+        "usage: deblur runs [DIR]   (or --dir DIR; default runs)\n"
         "       deblur runs push RUN_DIR [--tracking_uri URI] ... (deblur runs push --help)\n\n"
         "Lists the training runs in the folder's subfolders (each a deblur train --run_dir with\n"
         "its run.json), oldest first: name, status (RUNNING, FINISHED, KILLED by Ctrl-C, FAILED),\n"
@@ -90,11 +94,13 @@ int run_runs(int argc, char** argv) {
     return 0;
   }
   args.allow_only({"help", "dir"});
+  DEBLUR_CHECK(!(positional && args.has("dir")), "give the folder once: DIR or --dir DIR");
+  const std::string dir = positional ? argv[2] : args.get("dir", "runs");
   std::vector<std::string> skipped;
-  const std::vector<train::RunInfo> runs = train::list_runs(args.get("dir", "runs"), &skipped);
+  const std::vector<train::RunInfo> runs = train::list_runs(dir, &skipped);
   for (const std::string& line : skipped) std::fprintf(stderr, "deblur runs: %s (skipped)\n", line.c_str());
   if (runs.empty()) {
-    std::printf("no runs in %s\n", args.get("dir", "runs").c_str());
+    std::printf("no runs in %s\n", dir.c_str());
     return 0;
   }
   std::printf("%-20s %-9s %-20s %-6s %6s %8s %9s %7s %5s  %s\n", "name", "status", "started",

@@ -1,6 +1,7 @@
 // deblur train: the command line of the trainer (train/trainer.h), with the seed's flags.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -155,13 +156,21 @@ int run_train(int argc, char** argv) {
   tracking.sync.run_name = args.get("run_name", "");
   if (args.has("registered_model_name")) tracking.sync.registered_model_name = c.registered_model_name;
   tracking.finish_wait_s = get_double(args, "tracking_wait", tracking.finish_wait_s);
-  DEBLUR_CHECK(tracking.finish_wait_s >= 0, "--tracking_wait must not be negative");
+  DEBLUR_CHECK(std::isfinite(tracking.finish_wait_s) && tracking.finish_wait_s >= 0,
+               "--tracking_wait must be a number of seconds, not negative");
   if (!tracking.tracking_uri.empty()) track::check_tracking_uri(tracking.tracking_uri);
   std::unique_ptr<track::Tracker> tracker;
+  bool tracking_failed = false;
   const train::RunObserver observer = [&](const std::string& run_dir) {
-    if (tracking.tracking_uri.empty()) return;
-    if (!tracker) tracker = std::make_unique<track::Tracker>(tracking, run_dir, print_line);
-    tracker->notify();
+    if (tracking.tracking_uri.empty() || tracking_failed) return;
+    try {  // tracking must never end the training
+      if (!tracker) tracker = std::make_unique<track::Tracker>(tracking, run_dir, print_line);
+      tracker->notify();
+    } catch (const std::exception& e) {
+      tracking_failed = true;
+      print_line(std::string("warning: MLflow tracking could not start, training goes on: ") +
+                 e.what());
+    }
   };
   train::TrainResult result;
   try {

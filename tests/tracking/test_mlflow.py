@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,8 +50,13 @@ def free_port():
 class Server:
     """`mlflow server` on 127.0.0.1 with its own SQLite store; stop() and start() keep the data."""
 
-    def __init__(self, root):
+    def __init__(self, root, proxy_artifacts=True):
         self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Without the proxy the server hands out a file: artifact root the trainer cannot reach.
+        self.artifact_args = (
+            ["--artifacts-destination", str(self.root / "artifacts")] if proxy_artifacts else
+            ["--no-serve-artifacts", "--default-artifact-root", (self.root / "files").as_uri()])
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -61,7 +67,7 @@ class Server:
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--artifacts-destination", str(self.root / "artifacts")],
+             *self.artifact_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -198,6 +204,20 @@ def check_run_on_server(ctx, run_dir, status, model_name=None, expected_epochs=N
     return None
 
 
+def wait_for_epochs(ctx, run_dir, epochs, timeout=300):
+    """Until the server has `epochs` epochs of the run's metrics."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            run_id = run_folder_state(ctx, run_dir)["run_id"]
+            if len(ctx.client.get_metric_history(run_id, "psnr")) >= epochs:
+                return
+        except (OSError, KeyError, ValueError):  # no ledger or run yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not get {epochs} epochs of {run_dir} in {timeout} s")
+
+
 # --- the tests ------------------------------------------------------------------------------
 
 def test_tracked_training(ctx):
@@ -228,15 +248,7 @@ def test_server_restart(ctx):
     trainer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=env)
     run_dir = ctx.root / "restart" / "run"
-    deadline = time.time() + 300
-    while time.time() < deadline:  # until the server has an epoch's metrics
-        try:
-            run_id = run_folder_state(ctx, run_dir)["run_id"]
-            if ctx.client.get_metric_history(run_id, "psnr"):
-                break
-        except (OSError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
+    wait_for_epochs(ctx, run_dir, 1)
     ctx.server.stop()
     time.sleep(3)
     check(trainer.poll() is None, "training ended before the server came back: make it longer")
@@ -284,15 +296,7 @@ def test_ctrl_c_is_killed(ctx):
     trainer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=clean_env())
     run_dir = ctx.root / "interrupted" / "run"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            run_id = run_folder_state(ctx, run_dir)["run_id"]
-            if len(ctx.client.get_metric_history(run_id, "psnr")) >= 2:
-                break
-        except (OSError, KeyError, ValueError):
-            pass
-        time.sleep(0.2)
+    wait_for_epochs(ctx, run_dir, 2)
     trainer.send_signal(signal.SIGINT)
     out, _ = trainer.communicate(timeout=600)
     check(trainer.returncode == 130, f"deblur train exited {trainer.returncode}:\n{out}")
@@ -302,8 +306,47 @@ def test_ctrl_c_is_killed(ctx):
           "a KILLED run was registered")
 
 
+def test_error_is_failed(ctx):
+    """A run that dies of an error (its validation images deleted mid-run) is FAILED on the server."""
+    data = ctx.root / "failing-data"
+    shutil.copytree(ctx.data, data)
+    args = ctx.train_args("failing", 50, ["--tracking_uri", ctx.server.uri])
+    args[args.index("--test_data") + 1] = str(data / "val")
+    trainer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=clean_env())
+    run_dir = ctx.root / "failing" / "run"
+    wait_for_epochs(ctx, run_dir, 1)
+    shutil.rmtree(data / "val")
+    out, _ = trainer.communicate(timeout=600)
+    check(trainer.returncode == 1, f"deblur train exited {trainer.returncode}:\n{out}")
+    check_run_on_server(ctx, run_dir, "FAILED")
+
+
+def test_server_without_artifact_proxy(ctx):
+    """A server that does not proxy artifacts still gets params, metrics and status; one warning."""
+    plain = Server(ctx.root / "plain-server", proxy_artifacts=False)
+    plain.start()
+    try:
+        out = ctx.train("plain", 2, ["--tracking_uri", plain.uri,
+                                     "--registered_model_name", "deblur_plain"])
+        check(out.count("no artifacts sent") == 1, f"warned {out.count('no artifacts sent')} "
+              f"times:\n{out}")
+        ledger = json.loads((ctx.root / "plain" / "run" / "mlflow.json").read_text())
+        run_id = ledger["servers"][plain.uri]["run_id"]
+        client = MlflowClient(tracking_uri=plain.uri)
+        run = client.get_run(run_id)
+        check(run.info.status == "FINISHED", f"status {run.info.status}")
+        check(len(client.get_metric_history(run_id, "psnr")) == 2, "psnr history")
+        check(run.data.params.get("num_epochs") == "2", f"params {run.data.params}")
+        check(not client.search_model_versions("name='deblur_plain'"),
+              "a version whose model was never uploaded")
+    finally:
+        plain.stop()
+
+
 TESTS = [test_tracked_training, test_server_restart, test_unreachable_then_push,
-         test_untracked_run_pushed, test_ctrl_c_is_killed]
+         test_untracked_run_pushed, test_ctrl_c_is_killed, test_error_is_failed,
+         test_server_without_artifact_proxy]
 
 
 def main():
@@ -315,7 +358,6 @@ def main():
     deblur = str(Path(args.deblur).resolve())
     root = Path(tempfile.mkdtemp(prefix="deblur-mlflow-"))
     server = Server(root / "server")
-    (root / "server").mkdir()
     failures = 0
     try:
         subprocess.run([deblur, "make-dataset", "--procedural", "6", "--val", "2", "--copies", "1",
