@@ -319,15 +319,25 @@ void RunSync::send() {
   experiment_id_ = entry.value("experiment_id", "");
   const std::string artifact_uri = entry.value("artifact_uri", "");
 
-  // Params not sent yet (a sent one is never sent again: MLflow refuses a changed value).
-  Tags new_params;
+  // Params not sent yet. MLflow refuses to change a param, so a value that changed since (a
+  // resumed run's --resume) goes in as the tag deblur.changed.<name>.
+  Tags new_params, changed;
   json& sent_params = entry["params"];
   if (!sent_params.is_object()) sent_params = json::object();
-  for (const auto& [key, value] : params.items())
-    if (!sent_params.contains(key)) new_params[key] = param_text(value);
-  if (!new_params.empty()) {
-    client_.log_batch(run_id_, {}, new_params, {});
+  json& sent_changes = entry["changed"];
+  if (!sent_changes.is_object()) sent_changes = json::object();
+  for (const auto& [key, value] : params.items()) {
+    const std::string text = param_text(value);
+    if (!sent_params.contains(key))
+      new_params[key] = text;
+    else if (sent_params[key] != text && sent_changes.value(key, "") != text)
+      changed["deblur.changed." + key] = text;
+  }
+  if (!new_params.empty() || !changed.empty()) {
+    client_.log_batch(run_id_, {}, new_params, changed);
     for (const auto& [key, value] : new_params) sent_params[key] = value;
+    for (const auto& [tag, value] : changed)
+      sent_changes[tag.substr(std::string("deblur.changed.").size())] = value;
     save();
   }
 

@@ -10,7 +10,8 @@
 //              random id made once, so a run whose creation answer was lost is found, not made
 //              twice)
 //   params     every entry of params.json (the training configuration), sent once: MLflow's
-//              params are immutable, so a resumed run's changed value (its --resume) is not sent
+//              params are immutable, so a value changed since (a resumed run's --resume) is the
+//              tag deblur.changed.<name>
 //   metrics    per epoch, step = epoch, timestamp = metrics.csv's timestamp_ms: train_loss,
 //              val_loss, psnr, ssim, lr, grad_norm, msssim_fallbacks, images_per_s, and
 //              epoch_seconds, input_psnr, input_ssim

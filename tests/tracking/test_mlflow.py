@@ -6,9 +6,9 @@ trains small runs with `deblur train --tracking_uri ...` and checks, through mlf
 every param, every metric's whole history, the artifacts (bytes equal to the run folder's), the
 run's tags and status, and the registered model's new version with its signature. The fault
 tests stop the server in the middle of a run and start it again, point a run at a port where
-nothing listens, and interrupt a run with Ctrl-C; afterwards nothing may be missing on the server
-(`deblur runs push` finishing what the trainer could not send) and the trainer must have finished
-normally.
+nothing listens, interrupt a run with Ctrl-C and resume it, fail a run, and use a server without
+the artifact proxy; afterwards nothing may be missing on the server (`deblur runs push` finishing
+what the trainer could not send) and the trainer must have finished normally.
 
 usage: test_mlflow.py --deblur build/bin/deblur [-k NAME]   (Python with mlflow installed:
 scripts/setup_mlflow.sh; ctest runs it as tracking.mlflow when configured with
@@ -153,8 +153,9 @@ def check_run_on_server(ctx, run_dir, status, model_name=None, expected_epochs=N
     params = json.loads((run_dir / "params.json").read_text())
     for key, value in params.items():
         text = value if isinstance(value, str) else json.dumps(value)
-        check(run.data.params.get(key) == text,
-              f"param {key}: {run.data.params.get(key)!r}, expected {text!r}")
+        # A value changed since the param was logged (--resume) is a tag: params are immutable.
+        got = tags.get(f"deblur.changed.{key}", run.data.params.get(key))
+        check(got == text, f"param {key}: {got!r}, expected {text!r}")
 
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     if expected_epochs is not None:
@@ -289,10 +290,11 @@ def test_untracked_run_pushed(ctx):
     check_run_on_server(ctx, run_dir, "FINISHED", "deblur_later", expected_epochs=2)
 
 
-def test_ctrl_c_is_killed(ctx):
-    """Ctrl-C: the trainer saves and exits 130; the server's run is KILLED with what was done."""
-    args = ctx.train_args("interrupted", 50, ["--tracking_uri", ctx.server.uri,
-                                              "--registered_model_name", "deblur_killed"])
+def test_ctrl_c_is_killed_then_resumed(ctx):
+    """Ctrl-C: exit 130 and a KILLED run with no version; --resume carries the same MLflow run
+    on to FINISHED, its history whole, and registers it."""
+    extra = ["--tracking_uri", ctx.server.uri, "--registered_model_name", "deblur_resumed"]
+    args = ctx.train_args("interrupted", 8, extra)
     trainer = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=clean_env())
     run_dir = ctx.root / "interrupted" / "run"
@@ -301,9 +303,15 @@ def test_ctrl_c_is_killed(ctx):
     out, _ = trainer.communicate(timeout=600)
     check(trainer.returncode == 130, f"deblur train exited {trainer.returncode}:\n{out}")
     check_run_on_server(ctx, run_dir, "KILLED")
-    # Only a finished run becomes a model version.
-    check(not ctx.client.search_model_versions("name='deblur_killed'"),
+    check(not ctx.client.search_model_versions("name='deblur_resumed'"),
           "a KILLED run was registered")
+    run_id = run_folder_state(ctx, run_dir)["run_id"]
+
+    last = ctx.root / "interrupted" / "checkpoints" / "last.safetensors"
+    ctx.train("interrupted", 8, [*extra, "--resume", str(last)])
+    check(run_folder_state(ctx, run_dir)["run_id"] == run_id, "the resumed run is a new MLflow run")
+    check(ctx.client.get_run(run_id).data.params["resume"] == "", "the first resume param changed")
+    check_run_on_server(ctx, run_dir, "FINISHED", "deblur_resumed", expected_epochs=8)
 
 
 def test_error_is_failed(ctx):
@@ -345,7 +353,7 @@ def test_server_without_artifact_proxy(ctx):
 
 
 TESTS = [test_tracked_training, test_server_restart, test_unreachable_then_push,
-         test_untracked_run_pushed, test_ctrl_c_is_killed, test_error_is_failed,
+         test_untracked_run_pushed, test_ctrl_c_is_killed_then_resumed, test_error_is_failed,
          test_server_without_artifact_proxy]
 
 
