@@ -98,6 +98,20 @@ HttpTimeouts quick() {
   return t;
 }
 
+// The error of a call to a server that answers every request with `status` and MLflow's error
+// body (`code`, `message`).
+MlflowError error_answered(int status, const std::string& code, const std::string& message) {
+  CannedServer server(status, R"({"error_code": ")" + code + R"(", "message": ")" + message + "\"}");
+  MlflowClient client(server.uri(), quick());
+  try {
+    client.update_run("r", "FINISHED", 0);
+  } catch (const MlflowError& e) {
+    return e;
+  }
+  FAIL("HTTP " << status << " was taken for an answer");
+  throw std::logic_error("unreachable");
+}
+
 TEST_CASE("tracking: only http(s) tracking URIs, and the refusal names the URI", "[tracking]") {
   CHECK_NOTHROW(check_tracking_uri("http://127.0.0.1:5000"));
   CHECK_NOTHROW(check_tracking_uri("https://mlflow.example.org/prefix/"));
@@ -137,27 +151,15 @@ TEST_CASE("tracking: a server that is not there, or overloaded, is worth retryin
     }
   }
   SECTION("503 with MLflow's error body") {
-    CannedServer server(503, R"({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"})");
-    MlflowClient client(server.uri(), quick());
-    try {
-      client.update_run("r", "FINISHED", 0);
-      FAIL("a 503 was taken for an answer");
-    } catch (const MlflowError& e) {
-      CHECK(e.retryable());
-      CHECK(e.error_code() == "TEMPORARILY_UNAVAILABLE");
-      CHECK_THAT(e.what(), Catch::Contains("HTTP 503") && Catch::Contains("busy"));
-    }
+    const MlflowError e = error_answered(503, "TEMPORARILY_UNAVAILABLE", "busy");
+    CHECK(e.retryable());
+    CHECK(e.error_code() == "TEMPORARILY_UNAVAILABLE");
+    CHECK_THAT(e.what(), Catch::Contains("HTTP 503") && Catch::Contains("busy"));
   }
   SECTION("403") {
-    CannedServer server(403, R"({"error_code": "PERMISSION_DENIED", "message": "no"})");
-    MlflowClient client(server.uri(), quick());
-    try {
-      client.update_run("r", "FINISHED", 0);
-      FAIL("a 403 was taken for an answer");
-    } catch (const MlflowError& e) {
-      CHECK_FALSE(e.retryable());
-      CHECK(e.error_code() == "PERMISSION_DENIED");
-    }
+    const MlflowError e = error_answered(403, "PERMISSION_DENIED", "no");
+    CHECK_FALSE(e.retryable());
+    CHECK(e.error_code() == "PERMISSION_DENIED");
   }
 }
 

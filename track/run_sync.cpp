@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <iomanip>
 #include <ctime>
@@ -45,12 +44,6 @@ const std::pair<const char*, const char*> kMetricColumns[] = {
     {"seconds", "epoch_seconds"}, {"input_psnr", "input_psnr"},
     {"input_ssim", "input_ssim"},
 };
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // run.json's "2026-11-25T18:40:00Z" as milliseconds since 1970; 0 when empty or unreadable.
 int64_t iso_to_ms(const std::string& text) {
@@ -307,7 +300,7 @@ void RunSync::send() {
       if (user) tags["mlflow.user"] = user;
       const int64_t start = iso_to_ms(info.start_time);
       found.push_back(client_.create_run(experiment_id_, options_.run_name,
-                                         start > 0 ? start : now_ms(), tags));
+                                         start > 0 ? start : train::unix_time_ms(), tags));
     }
     entry["experiment_id"] = experiment_id_;
     entry["run_id"] = found.front().run_id;

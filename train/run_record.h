@@ -22,6 +22,8 @@ struct RunInfo {
 
 // The current UTC time as 2026-11-25T18:40:00Z.
 std::string utc_now();
+// Wall-clock milliseconds since 1970 (metrics.csv's timestamp_ms, MLflow's timestamps).
+int64_t unix_time_ms();
 
 void write_run_info(const std::string& path, const RunInfo& info);
 // Throws deblur::Error naming the file when it cannot be read or is not a run.json.

@@ -89,13 +89,6 @@ std::string format_double(double value, int decimals) {
   return text;
 }
 
-// Wall-clock milliseconds since 1970 (metrics.csv's timestamp_ms, MLflow's metric timestamps).
-int64_t unix_time_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   char text[32];

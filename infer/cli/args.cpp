@@ -2,6 +2,7 @@
 #include "infer/cli/args.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "engine/check.h"
 
@@ -35,6 +36,11 @@ Args::Args(int argc, char** argv, int first, const std::vector<std::string>& fla
     }
     values_[name] = value;
   }
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
 }
 
 bool Args::has(const std::string& name) const {

@@ -25,4 +25,7 @@ class Args {
   std::map<std::string, std::string> values_;
 };
 
+// An environment variable's value, or `fallback` when it is unset or empty.
+std::string env_or(const char* name, const std::string& fallback);
+
 }  // namespace deblur::cli

@@ -17,11 +17,6 @@ namespace deblur::cli {
 
 namespace {
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
 int run_push(int argc, char** argv) {
   const bool help = argc <= 3 || std::string(argv[3]) == "--help";
   if (help) {

@@ -87,11 +87,6 @@ double get_double(const Args& args, const std::string& name, double fallback) {
   return value;
 }
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
-
 // The tracker's messages, from its own thread, on a line of their own (past a live progress
 // line on a terminal).
 void print_line(const std::string& line) {
