@@ -12,5 +12,6 @@ int run_train(int argc, char** argv);
 int run_make_dataset(int argc, char** argv);
 int run_export(int argc, char** argv);
 int run_runs(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace deblur::cli

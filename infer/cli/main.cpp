@@ -18,6 +18,7 @@ void print_usage() {
       "  make-dataset  sharp photos into a training/validation set with synthetic camera shake\n"
       "  export   a training checkpoint's weights as an F16 model file for inference\n"
       "  infer    deblur an image or a folder of images (tiled, any size)\n"
+      "  serve    an HTTP inference service: POST an image, get it deblurred; health, metrics\n"
       "  metrics  PSNR, SSIM and MS-SSIM of a prediction against its target image, as JSON\n"
       "  info     describe a model file: parameters, tensor names and shapes, dtype, metadata\n"
       "  demo     the engine end to end on an untrained DeblurUNet: build, save and reload it,\n"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     if (command == "export") return deblur::cli::run_export(argc, argv);
     if (command == "runs") return deblur::cli::run_runs(argc, argv);
     if (command == "infer") return deblur::cli::run_infer(argc, argv);
+    if (command == "serve") return deblur::cli::run_serve(argc, argv);
     if (command == "demo") return deblur::cli::run_demo(argc, argv);
     if (command == "info") return deblur::cli::run_info(argc, argv);
     if (command == "metrics") return deblur::cli::run_metrics(argc, argv);
