@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A bounded load run against `deblur serve` on 127.0.0.1: a fixed number of requests from a fixed
 number of clients, stopped after a fixed time. Reports throughput and latency percentiles, and
-checks every answer against `deblur infer` on the same image, so a lost or mixed-up request is
-an error (exit 1), not a statistic.
+checks every answer against `deblur infer` on the same image, so a lost, refused (503) or
+mixed-up request is an error (exit 1), not a statistic.
 
 usage: bench/serve_load.py --deblur build/bin/deblur [--model M.safetensors] [--clients 8]
            [--requests 200] [--max_seconds 300] [--workers 2] [--queue 16] [--threads N]
@@ -78,9 +78,11 @@ def main():
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     lost, mixed = len(result["lost"]), len(result["mixed_up"])
-    if lost or mixed or rc != 0 or result["requests_sent"] != args.requests:
-        print(f"serve_load: {lost} lost, {mixed} mixed up, {result['requests_sent']} of "
-              f"{args.requests} sent, server exit {rc}:\n{out}", file=sys.stderr)
+    refused = result["statuses"].get("503", 0)
+    if lost or mixed or refused or rc != 0 or result["requests_sent"] != args.requests:
+        print(f"serve_load: {lost} lost, {mixed} mixed up, {refused} refused (503: give "
+              f"--queue at least --clients), {result['requests_sent']} of {args.requests} sent, "
+              f"server exit {rc}:\n{out}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -8,7 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <iomanip>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,6 +19,7 @@
 
 #include "engine/check.h"
 #include "infer/image_io.h"
+#include "kernels/cpu/parallel.h"
 #include "serve/page.h"
 
 namespace deblur::serve {
@@ -42,13 +46,40 @@ std::string json_error(const std::string& message) {
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+Clock::duration seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(Seconds(s));
+}
+
 std::string fixed(double value, int decimals) {
   char text[64];
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
 }
 
-// PNG unless ?format=jpeg, or an Accept header that names image/jpeg before any image/png.
+// The quality an Accept header gives `type` (image/png, image/jpeg): its own entry's q, else
+// image/*'s, else */*'s; -1 when none names it.
+double accept_quality(const std::string& accept, const std::string& type) {
+  double exact = -1, images = -1, any = -1;
+  size_t begin = 0;
+  while (begin <= accept.size()) {
+    const size_t end = std::min(accept.find(',', begin), accept.size());
+    const std::string entry = accept.substr(begin, end - begin);
+    begin = end + 1;
+    const size_t semicolon = entry.find(';');
+    std::string range = entry.substr(0, semicolon);
+    range.erase(std::remove(range.begin(), range.end(), ' '), range.end());
+    double q = 1.0;
+    const size_t q_at = entry.find("q=", semicolon == std::string::npos ? entry.size() : semicolon);
+    if (q_at != std::string::npos) q = std::atof(entry.c_str() + q_at + 2);
+    if (range == type) exact = q;
+    else if (range == "image/*") images = q;
+    else if (range == "*/*") any = q;
+  }
+  return exact >= 0 ? exact : images >= 0 ? images : any;
+}
+
+// PNG unless ?format=jpeg, or an Accept header that prefers image/jpeg to image/png (by
+// quality; PNG on a tie).
 ImageFormat answer_format(const httplib::Request& req) {
   if (req.has_param("format")) {
     const std::string format = req.get_param_value("format");
@@ -57,20 +88,30 @@ ImageFormat answer_format(const httplib::Request& req) {
     throw HttpError(400, "format '" + format + "': png or jpeg");
   }
   const std::string accept = req.get_header_value("Accept");
-  const size_t jpeg = accept.find("image/jpeg"), png = accept.find("image/png");
-  return jpeg != std::string::npos && (png == std::string::npos || jpeg < png) ? ImageFormat::JPEG
-                                                                              : ImageFormat::PNG;
+  return accept_quality(accept, "image/jpeg") > std::max(0.0, accept_quality(accept, "image/png"))
+             ? ImageFormat::JPEG
+             : ImageFormat::PNG;
 }
 
 }  // namespace
 
 struct Service::State {
-  State(const Predictor& p, ServeOptions o) : predictor(p), options(std::move(o)) {}
+  State(const Predictor& p, ServeOptions o)
+      : predictor(p),
+        options(std::move(o)),
+        threads_per_worker(std::max(1, cpu::num_threads() / options.workers)) {}
 
   const Predictor& predictor;
   ServeOptions options;
+  // The CPU threads (--threads, set on the constructing thread) shared out among the workers.
+  int threads_per_worker;
   httplib::Server server;
   int port = 0;
+
+  // stop() before run() has started listening (a signal during start-up) is kept for run().
+  std::mutex run_mutex;
+  std::condition_variable run_changed;
+  bool stop_requested = false, running_server = false, run_ended = false;
 
   // Admission: requests in the service (running + waiting) and running ones.
   std::mutex mutex;
@@ -102,15 +143,68 @@ struct Service::State {
     ++requests_by_status[status];
   }
 
-  void deblur(const httplib::Request& req, httplib::Response& res);
+  std::string read_body(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader, Clock::time_point deadline);
+  void deblur(const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader);
   void healthz(httplib::Response& res);
   void metrics(httplib::Response& res);
 };
 
-void Service::State::deblur(const httplib::Request& req, httplib::Response& res) {
+// The request body through `reader`, within the body limit and the upload timeout. Reading it
+// here, not in httplib, is what bounds chunked uploads and those without a length too.
+std::string Service::State::read_body(const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& reader,
+                                      Clock::time_point deadline) {
+  const std::string type = req.get_header_value("Content-Type");
+  const std::string over_limit =
+      detail::concat("the body is over the limit of ", options.max_body_bytes, " bytes");
+  if (req.has_header("Content-Length") &&
+      std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) >
+          uint64_t(options.max_body_bytes)) {
+    res.set_header("Connection", "close");  // the body is never read
+    throw HttpError(413, over_limit + " (Content-Length)");
+  }
+  // A body without either ends only when the client closes its side, and then the answer
+  // cannot be sent.
+  std::string encoding = req.get_header_value("Transfer-Encoding");
+  std::transform(encoding.begin(), encoding.end(), encoding.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  if (!req.has_header("Content-Length") && encoding != "chunked") {
+    res.set_header("Connection", "close");
+    throw HttpError(411, "send the body with a Content-Length or Transfer-Encoding: chunked");
+  }
+  // httplib would parse a multipart body as a form, for which this route has no handler.
+  if (type.find("multipart/form-data") != std::string::npos) {
+    res.set_header("Connection", "close");  // the body is never read
+    throw HttpError(400, "a multipart form: POST the image bytes themselves as the body "
+                         "(curl --data-binary @image.png), not a form (curl -F)");
+  }
+  std::string body;
+  bool too_large = false, too_slow = false;
+  const bool complete = reader([&](const char* data, size_t size) {
+    too_large = body.size() + size > size_t(options.max_body_bytes);
+    too_slow = Clock::now() > deadline;
+    if (too_large || too_slow) return false;
+    body.append(data, size);
+    return true;
+  });
+  if (!complete) {
+    res.set_header("Connection", "close");  // what is left of the body is never read
+    if (too_large) throw HttpError(413, over_limit);
+    if (too_slow)
+      throw HttpError(408, detail::concat("the upload took longer than ", options.upload_timeout_s,
+                                          " s"));
+    throw HttpError(408, detail::concat("the upload stalled for ", options.read_timeout_s,
+                                        " s or ended before its length"));
+  }
+  if (body.empty()) throw HttpError(400, "empty body: POST the image bytes");
+  return body;
+}
+
+void Service::State::deblur(const httplib::Request& req, httplib::Response& res,
+                            const httplib::ContentReader& reader) {
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                    Seconds(options.process_timeout_s));
   bool admitted_here = false, running_here = false;
   auto leave = [&] {
     std::lock_guard<std::mutex> lock(mutex);
@@ -120,13 +214,15 @@ void Service::State::deblur(const httplib::Request& req, httplib::Response& res)
     worker_free.notify_one();
   };
   try {
-    if (req.body.empty()) throw HttpError(400, "empty body: POST the image bytes");
-    const ImageFormat format = answer_format(req);
+    const ImageFormat format = answer_format(req);  // before the upload: a bad ?format costs none
+    const std::string body = read_body(req, res, reader, start + seconds(options.upload_timeout_s));
+    const auto uploaded = Clock::now();
+    const auto deadline = uploaded + seconds(options.process_timeout_s);
+    const auto* bytes_in = reinterpret_cast<const uint8_t*>(body.data());
     // The header first: an unsupported file or too many pixels costs no decoding.
     ImageInfo info;
     try {
-      info = probe_image(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size(),
-                         "the request body");
+      info = probe_image(bytes_in, body.size(), "the request body");
     } catch (const Error& e) {
       throw HttpError(400, e.what());
     }
@@ -137,25 +233,22 @@ void Service::State::deblur(const httplib::Request& req, httplib::Response& res)
                                           options.max_pixels));
     {
       std::unique_lock<std::mutex> lock(mutex);
-      if (admitted >= options.workers + options.queue) {
-        res.set_header("Retry-After", "1");
+      if (admitted >= options.workers + options.queue)
         throw HttpError(503, detail::concat("busy: ", running, " running and ",
                                             admitted - running, " waiting; try again shortly"));
-      }
       ++admitted;
       admitted_here = true;
-      if (!worker_free.wait_until(lock, deadline, [&] { return running < options.workers; })) {
-        res.set_header("Retry-After", "1");
+      if (!worker_free.wait_until(lock, deadline, [&] { return running < options.workers; }))
         throw HttpError(503, "waited longer than the processing timeout for a worker");
-      }
       ++running;
       running_here = true;
     }
+    // This thread's share of the CPU threads (an OpenMP setting is per calling thread).
+    cpu::set_num_threads(threads_per_worker);
     const auto started = Clock::now();
     Image image;
     try {
-      image = decode_image(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size(),
-                           "the request body", options.max_pixels);
+      image = decode_image(bytes_in, body.size(), "the request body", options.max_pixels);
     } catch (const Error& e) {
       throw HttpError(400, e.what());
     }
@@ -173,19 +266,22 @@ void Service::State::deblur(const httplib::Request& req, httplib::Response& res)
     res.status = 200;
     res.set_content(reinterpret_cast<const char*>(bytes.data()), bytes.size(),
                     format == ImageFormat::JPEG ? "image/jpeg" : "image/png");
-    const double queue_ms = ms(started - start), decode_ms = ms(decoded - started),
-                 inference_ms = ms(inferred - decoded), encode_ms = ms(encoded - inferred);
-    res.set_header("X-Deblur-Queue-Ms", fixed(queue_ms, 1));
-    res.set_header("X-Deblur-Decode-Ms", fixed(decode_ms, 1));
-    res.set_header("X-Deblur-Inference-Ms", fixed(inference_ms, 1));
-    res.set_header("X-Deblur-Encode-Ms", fixed(encode_ms, 1));
-    res.set_header("Server-Timing", "queue;dur=" + fixed(queue_ms, 1) + ", decode;dur=" +
-                                        fixed(decode_ms, 1) + ", inference;dur=" +
-                                        fixed(inference_ms, 1) + ", encode;dur=" +
-                                        fixed(encode_ms, 1));
+    const std::pair<const char*, double> phases[] = {
+        {"Upload", ms(uploaded - start)},     {"Queue", ms(started - uploaded)},
+        {"Decode", ms(decoded - started)},    {"Inference", ms(inferred - decoded)},
+        {"Encode", ms(encoded - inferred)}};
+    std::string server_timing;
+    for (const auto& [name, value] : phases) {
+      res.set_header(std::string("X-Deblur-") + name + "-Ms", fixed(value, 1));
+      std::string metric = name;
+      metric[0] = char(std::tolower(metric[0]));
+      server_timing += (server_timing.empty() ? "" : ", ") + metric + ";dur=" + fixed(value, 1);
+    }
+    res.set_header("Server-Timing", server_timing);
   } catch (const HttpError& e) {
     leave();
     res.status = e.status;
+    if (e.status == 503) res.set_header("Retry-After", "1");
     res.set_content(json_error(e.what()), "application/json");
   } catch (const std::exception& e) {  // ours, not the client's: still only this request's
     leave();
@@ -224,8 +320,8 @@ void Service::State::metrics(httplib::Response& res) {
       << "# TYPE deblur_requests_total counter\n";
   for (const auto& [status, count] : requests_by_status)
     out << "deblur_requests_total{status=\"" << status << "\"} " << count << "\n";
-  out << "# HELP deblur_request_duration_seconds Deblur request latency, from the whole body "
-         "read to the answer ready (not requests httplib refused before the handler).\n"
+  out << "# HELP deblur_request_duration_seconds Deblur request latency, from the request's "
+         "headers read (upload included) to the answer ready.\n"
       << "# TYPE deblur_request_duration_seconds histogram\n";
   uint64_t cumulative = 0;
   for (size_t b = 0; b < kBucketCount; ++b) {
@@ -235,7 +331,8 @@ void Service::State::metrics(httplib::Response& res) {
   }
   cumulative += bucket_counts[kBucketCount];
   out << "deblur_request_duration_seconds_bucket{le=\"+Inf\"} " << cumulative << "\n"
-      << "deblur_request_duration_seconds_sum " << latency_sum << "\n"
+      << "deblur_request_duration_seconds_sum " << std::setprecision(17) << latency_sum
+      << std::setprecision(6) << "\n"
       << "deblur_request_duration_seconds_count " << latency_count << "\n"
       << "# HELP deblur_in_flight Requests running the model.\n# TYPE deblur_in_flight gauge\n"
       << "deblur_in_flight " << in_flight << "\n"
@@ -254,7 +351,8 @@ Service::Service(const Predictor& predictor, ServeOptions options)
   DEBLUR_CHECK(o.queue >= 0, "--queue must not be negative, got ", o.queue);
   DEBLUR_CHECK(o.max_pixels > 0 && o.max_body_bytes > 0, "--max_pixels and --max_body_mb must be "
                "positive");
-  DEBLUR_CHECK(o.read_timeout_s > 0 && o.write_timeout_s > 0 && o.process_timeout_s > 0,
+  DEBLUR_CHECK(o.read_timeout_s > 0 && o.write_timeout_s > 0 && o.upload_timeout_s > 0 &&
+                   o.process_timeout_s > 0,
                "timeouts must be positive");
   httplib::Server& s = state_->server;
   DEBLUR_CHECK(o.connections >= 1, "--connections must be at least 1, got ", o.connections);
@@ -274,13 +372,17 @@ Service::Service(const Predictor& predictor, ServeOptions options)
   s.set_default_headers({{"X-Content-Type-Options", "nosniff"}});
   State* state = state_.get();
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    // Nothing from elsewhere, no framing. connect-src blob: lets the page read back its own
+    // result (same-origin by nature; tests/serve/test_page.py checks the bytes through it).
     res.set_header("Content-Security-Policy",
                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                   "img-src blob:; connect-src 'self' blob:");
+                   "img-src blob:; connect-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'");
     res.set_content(kIndexHtml, "text/html; charset=utf-8");
   });
-  s.Post("/v1/deblur", [state](const httplib::Request& req, httplib::Response& res) {
-    state->deblur(req, res);
+  s.Post("/v1/deblur", [state](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+    state->deblur(req, res, reader);
   });
   s.Get("/healthz", [state](const httplib::Request&, httplib::Response& res) {
     state->healthz(res);
@@ -293,13 +395,7 @@ Service::Service(const Predictor& predictor, ServeOptions options)
     if (!res.body.empty()) return;
     if (req.path == "/v1/deblur") state->record_refused(res.status);
     std::string message = detail::concat("HTTP ", res.status);
-    // httplib caps form-encoded bodies at 8 KiB (curl --data-binary's default type).
-    if (res.status == 413 &&
-        req.get_header_value("Content-Type").find("x-www-form-urlencoded") != std::string::npos)
-      message = "a body sent as application/x-www-form-urlencoded may be 8 KiB at most: send the "
-                "image with its own Content-Type (image/png, image/jpeg) or "
-                "application/octet-stream";
-    else if (res.status == 413)
+    if (res.status == 413)
       message = detail::concat("the body is over the limit of ", state->options.max_body_bytes,
                                " bytes");
     else if (res.status == 404)
@@ -326,10 +422,34 @@ void Service::bind() {
 int Service::port() const { return state_->port; }
 
 void Service::run() {
-  if (state_->port <= 0) bind();
-  state_->server.listen_after_bind();
+  State& s = *state_;
+  if (s.port <= 0) bind();
+  {
+    std::lock_guard<std::mutex> lock(s.run_mutex);
+    if (s.stop_requested) return;
+    s.running_server = true;
+  }
+  // httplib's stop() acts only once listen_after_bind() is running: stop() waits for that.
+  struct Ended {
+    State& s;
+    ~Ended() {
+      std::lock_guard<std::mutex> lock(s.run_mutex);
+      s.run_ended = true;
+      s.run_changed.notify_all();
+    }
+  } ended{s};
+  DEBLUR_CHECK(s.server.listen_after_bind(), "serving on ", s.options.host, ":", s.port,
+               " failed");
 }
 
-void Service::stop() { state_->server.stop(); }
+void Service::stop() {
+  State& s = *state_;
+  std::unique_lock<std::mutex> lock(s.run_mutex);
+  s.stop_requested = true;
+  if (!s.running_server) return;  // run() has not begun: it will not
+  while (!s.run_ended && !s.server.is_running())
+    s.run_changed.wait_for(lock, std::chrono::milliseconds(10));
+  if (!s.run_ended) s.server.stop();
+}
 
 }  // namespace deblur::serve

@@ -1,26 +1,29 @@
 // `deblur serve`: the seed's CPU deployment as an HTTP service on cpp-httplib, safe to expose to
 // untrusted uploads.
 //
-//   POST /v1/deblur   body: the image bytes (PNG, JPEG, BMP, TGA). Answers the deblurred image,
+//   POST /v1/deblur   body: the image bytes (PNG, JPEG, BMP). Answers the deblurred image,
 //                     PNG, or JPEG with ?format=jpeg or an Accept header preferring image/jpeg;
-//                     timing headers X-Deblur-{Queue,Decode,Inference,Encode}-Ms and
+//                     timing headers X-Deblur-{Upload,Queue,Decode,Inference,Encode}-Ms and
 //                     Server-Timing. Errors are JSON {"error": ...}: 400 unsupported or corrupt
-//                     image, 413 body or pixel count over the limit (pixels from the header,
-//                     before any decoding), 503 + Retry-After when the queue is full or the
-//                     processing time runs out, 500 otherwise.
+//                     image, 408 an upload that stalls or takes too long, 413 body or pixel
+//                     count over the limit (pixels from the header, before any decoding), 503 +
+//                     Retry-After when the queue is full or the processing time runs out, 500
+//                     otherwise.
 //   GET /             a small web page (serve/index.html): choose or drop an image, see it and
 //                     the deblurred result side by side, download the result.
 //   GET /healthz      {"status": "ok", "model_loaded": true, "queue_depth", "in_flight", limits}
 //   GET /metrics      Prometheus text: requests by status, a latency histogram, in-flight,
 //                     queue depth, pixels processed.
 //
-// Concurrency: `workers` requests run the model at once; up to `queue` more wait for a worker;
-// beyond that a request is refused at once (503). A request holds a worker only while its
-// image is decoded, deblurred and encoded: the upload is read first (within read_timeout_s)
-// and the answer written after, so a slow client holds one of the `connections` HTTP threads,
-// never a worker; a client that stalls longer than read_timeout_s is dropped. Errors in one
-// request never reach another. stop() (SIGTERM, Ctrl-C in the CLI) stops accepting,
-// lets the requests already in the server finish, and returns from run().
+// Concurrency: `workers` requests run the model at once, sharing the CPU threads; up to `queue`
+// more wait for a worker; beyond that a request is refused at once (503). A request holds a
+// worker only while its image is decoded, deblurred and encoded: the body is read first (at
+// most max_body_bytes, however it is sent: with a length, chunked or until the connection
+// closes; a stall of read_timeout_s or a whole upload over upload_timeout_s ends it) and the
+// answer written after, so a slow client holds one of the `connections` HTTP threads, never a
+// worker. Errors in one request never reach another. stop() (SIGTERM, Ctrl-C in the CLI) stops
+// accepting, lets the requests already in the server finish, and returns from run(); a stop()
+// before run() makes run() return at once.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +43,7 @@ struct ServeOptions {
   int64_t max_pixels = 4096LL * 4096;
   int64_t max_body_bytes = 50LL << 20;
   double read_timeout_s = 30.0;      // per read of a request; a stalled upload is dropped
+  double upload_timeout_s = 120.0;   // a whole request body
   double write_timeout_s = 30.0;
   double process_timeout_s = 300.0;  // queue wait plus processing, per request
   int jpeg_quality = 95;

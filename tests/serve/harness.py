@@ -4,8 +4,9 @@
 """
 import http.client
 import math
+import re
+import select
 import signal
-import socket
 import struct
 import subprocess
 import threading
@@ -35,31 +36,27 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """`deblur serve --model MODEL EXTRA...` on a free 127.0.0.1 port, up once /healthz answers."""
 
     def __init__(self, deblur, model, *extra):
-        self.port = free_port()
+        # --port 0: the server takes a free port and names it in its first line, so no other
+        # test can take the port between our choosing it and the server binding it.
         self.process = subprocess.Popen(
-            [deblur, "serve", "--model", str(model), "--port", str(self.port), *extra],
+            [deblur, "serve", "--model", str(model), "--port", "0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.port = None
         deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"deblur serve exited: {self.process.stdout.read()}")
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.1)
-        self.process.kill()
-        raise AssertionError("deblur serve did not answer within 60 s")
+        while self.port is None:
+            ready, _, _ = select.select([self.process.stdout], [], [], max(0, deadline - time.time()))
+            line = self.process.stdout.readline() if ready else ""
+            if not line:
+                self.process.kill()
+                raise AssertionError(f"deblur serve did not start: {self.process.communicate()[0]}")
+            match = re.search(r" on http://[^:]+:(\d+)$", line.strip())
+            if match:
+                self.port = int(match.group(1))
+        check(self.get("/healthz")[0] == 200, "no /healthz")
 
     @property
     def url(self):

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The page deblur serve answers at GET /, in a real headless Chromium (Debian's chromium and
 chromium-driver, driven through python3-selenium): choose a file, see the original and the
-deblurred result, which must be byte for byte `deblur infer`'s; drop a file; a bad file shows
-the service's error.
+deblurred result, which must be byte for byte `deblur infer`'s; drop a file; a newer choice
+wins over an older one still running; a bad file shows the service's error.
 
 usage: /usr/bin/python3 test_page.py --deblur build/bin/deblur   (ctest runs it as serve.page)
 """
 import argparse
 import base64
+import json
 import sys
 import tempfile
 import time
@@ -17,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 
-from harness import Context, check
+from harness import Context, check, png
 
 # Reads an <img>'s blob: URL back as base64, so the test sees the exact bytes the page shows.
 FETCH_BYTES = """
@@ -103,6 +104,22 @@ def main():
                   browser.find_element(By.ID, "status").text)
             check(shown_result(browser)[0] == ctx.expected[1], "dropped: a different image")
 
+            # A new choice while an older one is still running: only the newest is shown,
+            # even once the older answer arrives.
+            slow = Path(root) / "slow.png"
+            slow.write_bytes(png(512, 384, 9))
+            browser.find_element(By.ID, "file").send_keys(str(slow))
+            browser.execute_script(DROP_FILE, "quick.png", base64.b64encode(ctx.images[0]).decode())
+            check(wait_for_state(browser, {"done", "error"}) == "done",
+                  browser.find_element(By.ID, "status").text)
+            deadline = time.time() + 120
+            while json.loads(server.get("/healthz")[2])["in_flight"] and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)  # the older answer, if it were to be shown, has had time to be
+            check(shown_result(browser)[0] == ctx.expected[0], "an older answer replaced the newer")
+            check(browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done",
+                  "an older answer changed the state")
+
             # A file that is not an image: the service's JSON error, shown on the page.
             bad = Path(root) / "notes.png"
             bad.write_bytes(b"not an image at all")
@@ -110,7 +127,7 @@ def main():
             check(wait_for_state(browser, {"error"}) == "error", "a bad file did not fail")
             status = browser.find_element(By.ID, "status").text
             check("not an image" in status, f"the error shown: {status!r}")
-            print("PASS the page in headless Chromium: choose, drop, error", flush=True)
+            print("PASS the page in headless Chromium: choose, drop, a newer choice, an error", flush=True)
         finally:
             browser.quit()
             rc, out = server.stop()
