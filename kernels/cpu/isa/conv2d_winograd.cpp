@@ -31,8 +31,41 @@ constexpr int kPoints = 36;  // 6x6 transform positions
 // GEMM register tile: kAccumulators = rows (tiles) x vectors (output channels); AVX-512 has 32
 // vector registers, the others 16.
 constexpr int kAccumulators = kVecFloats == 16 ? 24 : 12;
-// Bands hold V and M for this many bytes or less (they stay in the last-level cache).
-constexpr int64_t kBandBytes = int64_t(8) << 20;
+// Bands hold V and M for this many bytes or less, so that they stay in L2 from transform to
+// GEMM to transform, while the transformed weights U are read once per band from L3. Where U
+// is too large to stay in L3 beside everything else (512 input channels), bands are larger, so
+// that U is read fewer times. Measured on a Zen 4 VM (1 MiB L2 per core, 32 MiB L3): 1.5 MiB
+// bands took 128->64 channels at 256x256 from 30 to 27 ms and 256->256 at 64x64 from 17 to 10
+// ms against 8 MiB ones, while 512->256 at 64x64 went from 24 to 29-31 ms.
+constexpr int64_t kBandBytes = int64_t(3) << 19;
+constexpr int64_t kLargeWeightBytes = int64_t(12) << 20;
+constexpr int64_t kLargeWeightBandBytes = int64_t(16) << 20;
+
+// r[0 .. kVecFloats) transposed in registers (r[i][k] <-> r[k][i]): log2(kVecFloats) stages, each
+// swapping the off-diagonal h x h blocks of every 2h x 2h block with two-input shuffles.
+typedef int32_t IVec __attribute__((vector_size(kVecFloats * sizeof(int32_t))));
+
+template <int h>
+inline void swap_blocks(Vec r[kVecFloats]) {
+  IVec low, high;  // lanes for the first and second row of each pair (constant after inlining)
+  for (int k = 0; k < kVecFloats; ++k) {
+    low[k] = (k & h) == 0 ? k : kVecFloats + k - h;
+    high[k] = (k & h) == 0 ? k + h : kVecFloats + k;
+  }
+  for (int i = 0; i < kVecFloats; ++i)
+    if ((i & h) == 0) {
+      const Vec a = r[i], b = r[i + h];
+      r[i] = __builtin_shuffle(a, b, low);
+      r[i + h] = __builtin_shuffle(a, b, high);
+    }
+}
+
+inline void transpose(Vec r[kVecFloats]) {
+  if constexpr (kVecFloats >= 16) swap_blocks<8>(r);
+  if constexpr (kVecFloats >= 8) swap_blocks<4>(r);
+  if constexpr (kVecFloats >= 4) swap_blocks<2>(r);
+  if constexpr (kVecFloats >= 2) swap_blocks<1>(r);
+}
 
 // B^T applied to six values (one row or column of a patch).
 inline void input_transform_1d(const Vec d[6], Vec r[6]) {
@@ -149,9 +182,17 @@ void pack_band(NchwView<const float> x, int64_t n, const Geometry& g, int64_t ty
     std::fill(dst, dst + g.cp, 0.0f);  // the left padding column
     const float* src = x.channel(n, 0) + in_row * g.width;
     const int64_t plane = x.h * x.w;
-    // Writes run along the channels; the reads of one column come from in_c lines that stay
-    // in L1 for the next 15 columns.
-    for (int64_t q = 0; q < g.width; ++q) {
+    // Blocks of kVecFloats channels x kVecFloats columns, transposed in registers.
+    const int64_t whole = g.width / kVecFloats * kVecFloats;
+    for (int64_t q0 = 0; q0 < whole; q0 += kVecFloats)
+      for (int64_t c0 = 0; c0 < g.cp; c0 += kVecFloats) {
+        Vec block[kVecFloats];
+        for (int i = 0; i < kVecFloats; ++i)
+          block[i] = c0 + i < g.in_c ? load(src + (c0 + i) * plane + q0) : Vec{};
+        transpose(block);
+        for (int k = 0; k < kVecFloats; ++k) store(dst + (q0 + k + 1) * g.cp + c0, block[k]);
+      }
+    for (int64_t q = whole; q < g.width; ++q) {  // the last columns, one at a time
       float* column = dst + (q + 1) * g.cp;
       for (int64_t c = 0; c < g.in_c; ++c) column[c] = src[c * plane + q];
       std::fill(column + g.in_c, column + g.cp, 0.0f);
@@ -232,14 +273,33 @@ void output_transform(const float* m, const float* bias, const Geometry& g, int6
         output_transform_1d(col, r);
         for (int i = 0; i < 4; ++i) half[l][i] = r[i];
       }
-      float staged[4][4][kVecFloats];
+      Vec out[16];  // out[4 * i + j]: the output at tile row i, column j, over the channels
       for (int i = 0; i < 4; ++i) {
         const Vec row[6] = {half[0][i], half[1][i], half[2][i], half[3][i], half[4][i], half[5][i]};
-        Vec r[4];
-        output_transform_1d(row, r);
-        for (int j = 0; j < 4; ++j) store(staged[i][j], r[j]);
+        output_transform_1d(row, out + 4 * i);
       }
       const int64_t outs = std::min<int64_t>(kVecFloats, g.out_c - o0);
+      if (rows == 4 && cols == 4 && outs == kVecFloats) {
+        // A whole tile: blocks of kVecFloats positions transposed to one vector per channel,
+        // its positions written a tile row (4 floats) at a time.
+        static_assert(16 % kVecFloats == 0, "a tile's 16 outputs in whole vectors");
+        constexpr int kBlocks = 16 / kVecFloats;
+        for (int block = 0; block < kBlocks; ++block) {
+          Vec lanes[kVecFloats];
+          for (int k = 0; k < kVecFloats; ++k) lanes[k] = out[block * kVecFloats + k];
+          transpose(lanes);
+          for (int lane = 0; lane < kVecFloats; ++lane) {
+            const Vec values = lanes[lane] + (bias ? bias[o0 + lane] : 0.0f);
+            float* plane = y.channel(n, o0 + lane) + 4 * ty * g.width + 4 * tx;
+            for (int p = 0; p < kVecFloats; p += 4)
+              std::memcpy(plane + (block * kVecFloats + p) / 4 * g.width,
+                          reinterpret_cast<const float*>(&values) + p, 4 * sizeof(float));
+          }
+        }
+        continue;
+      }
+      float staged[4][4][kVecFloats];
+      for (int k = 0; k < 16; ++k) store(staged[k / 4][k % 4], out[k]);
       for (int64_t lane = 0; lane < outs; ++lane) {
         const float b = bias ? bias[o0 + lane] : 0.0f;
         float* plane = y.channel(n, o0 + lane) + 4 * ty * g.width + 4 * tx;
@@ -271,8 +331,10 @@ void winograd_forward(NchwView<const float> x, const float* weight, const float*
   const std::vector<float>& u = *u_shared;
 
   const int rt = kAccumulators / ov;
+  const int64_t band_bytes =
+      int64_t(u.size() * sizeof(float)) > kLargeWeightBytes ? kLargeWeightBandBytes : kBandBytes;
   const int64_t band_rows = std::clamp<int64_t>(
-      kBandBytes / (kPoints * g.tiles_x * std::max(g.cp, g.op) * int64_t(sizeof(float))), 1,
+      band_bytes / (kPoints * g.tiles_x * std::max(g.cp, g.op) * int64_t(sizeof(float))), 1,
       g.tiles_y);
   const int64_t tile_stride = round_up(band_rows * g.tiles_x, rt);
   // Scratch kept from call to call (thread_local): fresh buffers would page-fault on first touch.
