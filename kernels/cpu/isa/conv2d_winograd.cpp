@@ -8,11 +8,12 @@
 // points 0, +-1, +-2 and infinity, the 4x4 outputs are A^T [(G g G^T) . (B^T d B)] A.
 //
 // Per sample, in bands of tile rows small enough to stay in cache:
-//  1. the input, zero-padded, moves to channels-last (HWC, channels rounded up to a vector);
+//  1. the input, zero-padded, moves to channels-last (HWC, channels rounded up to a vector),
+//     in blocks of a vector's width of channels and columns transposed in registers;
 //  2. input transform, vectorised over channels: V[p][tile][c] for the 36 positions p;
 //  3. 36 GEMMs, vectorised over output channels: M[p][tile][o] = sum_c V[p][tile][c] U[p][c][o],
 //     U = G g G^T packed as [p][c][o], kept for as long as the weights are unchanged;
-//  4. output transform A^T M A plus the bias, written back to NCHW.
+//  4. output transform A^T M A plus the bias, written back to NCHW through the same transpose.
 #include <algorithm>
 #include <cstring>
 #include <map>
