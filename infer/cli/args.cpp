@@ -67,6 +67,16 @@ int64_t Args::get_int(const std::string& name, int64_t fallback) const {
   return value;
 }
 
+double Args::get_double(const std::string& name, double fallback) const {
+  const std::string text = get(name, "");
+  if (text.empty() && !has(name)) return fallback;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  DEBLUR_CHECK(!text.empty() && end && *end == '\0', "option --", canonical(name),
+               " needs a number, got '", text, "'");
+  return value;
+}
+
 void Args::allow_only(const std::vector<std::string>& known) const {
   for (const auto& [name, value] : values_)
     DEBLUR_CHECK(std::find(known.begin(), known.end(), name) != known.end(), "unknown option --",

@@ -18,6 +18,7 @@ class Args {
   bool has(const std::string& name) const;
   std::string get(const std::string& name, const std::string& fallback) const;
   int64_t get_int(const std::string& name, int64_t fallback) const;
+  double get_double(const std::string& name, double fallback) const;
   // Throws naming any option given that is not in `known`.
   void allow_only(const std::vector<std::string>& known) const;
 

@@ -55,12 +55,9 @@ constexpr const char* kHelp =
     "second one exits at once (1).\n";
 
 double seconds_option(const Args& args, const std::string& name, double fallback) {
-  const std::string text = args.get(name, "");
-  if (text.empty()) return fallback;
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  DEBLUR_CHECK(end && *end == '\0' && value > 0 && value < 1e7, "--", name,
-               " needs a positive number of seconds, got '", text, "'");
+  const double value = args.get_double(name, fallback);
+  DEBLUR_CHECK(value > 0 && value < 1e7, "--", name, " needs a positive number of seconds, got ",
+               value);
   return value;
 }
 

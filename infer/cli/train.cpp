@@ -77,16 +77,6 @@ constexpr const char* kHelp =
     "Checkpoints hold the weights under the reference module's names (they load into the\n"
     "PyTorch DeblurUNet and into deblur infer), the optimizer state and the run's metadata.\n";
 
-double get_double(const Args& args, const std::string& name, double fallback) {
-  const std::string text = args.get(name, "");
-  if (text.empty()) return fallback;
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  DEBLUR_CHECK(end && *end == '\0' && end != text.c_str(), "--", name, " needs a number, got '",
-               text, "'");
-  return value;
-}
-
 // The tracker's messages, from its own thread, on a line of their own (past a live progress
 // line on a terminal).
 void print_line(const std::string& line) {
@@ -116,15 +106,15 @@ int run_train(int argc, char** argv) {
   c.registered_model_name = args.get("registered_model_name", c.registered_model_name);
   c.batch_size = args.get_int("batch_size", c.batch_size);
   c.num_epochs = args.get_int("num_epochs", c.num_epochs);
-  c.learning_rate = get_double(args, "learning_rate", c.learning_rate);
+  c.learning_rate = args.get_double("learning_rate", c.learning_rate);
   c.patience = args.get_int("patience", c.patience);
   c.device = args.get("device", c.device);
   c.patch_size = args.get_int("patch_size", c.patch_size);
-  c.weight_decay = get_double(args, "weight_decay", c.weight_decay);
-  c.clip = get_double(args, "clip", c.clip);
-  c.eta_min = get_double(args, "eta_min", c.eta_min);
-  c.loss.alpha = get_double(args, "alpha", c.loss.alpha);
-  c.loss.beta = get_double(args, "beta", c.loss.beta);
+  c.weight_decay = args.get_double("weight_decay", c.weight_decay);
+  c.clip = args.get_double("clip", c.clip);
+  c.eta_min = args.get_double("eta_min", c.eta_min);
+  c.loss.alpha = args.get_double("alpha", c.loss.alpha);
+  c.loss.beta = args.get_double("beta", c.loss.beta);
   c.loss.seed_msssim = args.has("seed_msssim");
   c.seed = static_cast<uint64_t>(args.get_int("seed", static_cast<int64_t>(c.seed)));
   c.workers = static_cast<int>(args.get_int("workers", c.workers));
@@ -150,7 +140,7 @@ int run_train(int argc, char** argv) {
   tracking.sync.experiment_name = args.get("experiment_name", env_or("MLFLOW_EXPERIMENT_NAME", ""));
   tracking.sync.run_name = args.get("run_name", "");
   if (args.has("registered_model_name")) tracking.sync.registered_model_name = c.registered_model_name;
-  tracking.finish_wait_s = get_double(args, "tracking_wait", tracking.finish_wait_s);
+  tracking.finish_wait_s = args.get_double("tracking_wait", tracking.finish_wait_s);
   DEBLUR_CHECK(std::isfinite(tracking.finish_wait_s) && tracking.finish_wait_s >= 0,
                "--tracking_wait must be a number of seconds, not negative");
   if (!tracking.tracking_uri.empty()) track::check_tracking_uri(tracking.tracking_uri);
