@@ -136,8 +136,8 @@ struct Service::State {
     ++latency_count;
   }
 
-  // A request to /v1/deblur that httplib refused before the handler (body over the limit, a
-  // malformed request): counted by status, outside the latency histogram.
+  // A request to /v1/deblur that httplib refused before the handler (a malformed request):
+  // counted by status, outside the latency histogram.
   void record_refused(int status) {
     std::lock_guard<std::mutex> lock(metrics_mutex);
     ++requests_by_status[status];
@@ -156,30 +156,29 @@ struct Service::State {
 std::string Service::State::read_body(const httplib::Request& req, httplib::Response& res,
                                       const httplib::ContentReader& reader,
                                       Clock::time_point deadline) {
-  const std::string type = req.get_header_value("Content-Type");
-  const std::string over_limit =
-      detail::concat("the body is over the limit of ", options.max_body_bytes, " bytes");
+  // A body refused before its end: the rest of it is never read, so the connection closes.
+  auto refuse = [&res](int status, const std::string& message) {
+    res.set_header("Connection", "close");
+    return HttpError(status, message);
+  };
+  auto over_limit = [this] {
+    return detail::concat("the body is over the limit of ", options.max_body_bytes, " bytes");
+  };
   if (req.has_header("Content-Length") &&
       std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) >
-          uint64_t(options.max_body_bytes)) {
-    res.set_header("Connection", "close");  // the body is never read
-    throw HttpError(413, over_limit + " (Content-Length)");
-  }
+          uint64_t(options.max_body_bytes))
+    throw refuse(413, over_limit() + " (Content-Length)");
   // A body without either ends only when the client closes its side, and then the answer
   // cannot be sent.
   std::string encoding = req.get_header_value("Transfer-Encoding");
   std::transform(encoding.begin(), encoding.end(), encoding.begin(),
                  [](unsigned char c) { return char(std::tolower(c)); });
-  if (!req.has_header("Content-Length") && encoding != "chunked") {
-    res.set_header("Connection", "close");
-    throw HttpError(411, "send the body with a Content-Length or Transfer-Encoding: chunked");
-  }
+  if (!req.has_header("Content-Length") && encoding != "chunked")
+    throw refuse(411, "send the body with a Content-Length or Transfer-Encoding: chunked");
   // httplib would parse a multipart body as a form, for which this route has no handler.
-  if (type.find("multipart/form-data") != std::string::npos) {
-    res.set_header("Connection", "close");  // the body is never read
-    throw HttpError(400, "a multipart form: POST the image bytes themselves as the body "
-                         "(curl --data-binary @image.png), not a form (curl -F)");
-  }
+  if (req.get_header_value("Content-Type").find("multipart/form-data") != std::string::npos)
+    throw refuse(400, "a multipart form: POST the image bytes themselves as the body "
+                      "(curl --data-binary @image.png), not a form (curl -F)");
   std::string body;
   bool too_large = false, too_slow = false;
   const bool complete = reader([&](const char* data, size_t size) {
@@ -189,15 +188,13 @@ std::string Service::State::read_body(const httplib::Request& req, httplib::Resp
     body.append(data, size);
     return true;
   });
-  if (!complete) {
-    res.set_header("Connection", "close");  // what is left of the body is never read
-    if (too_large) throw HttpError(413, over_limit);
-    if (too_slow)
-      throw HttpError(408, detail::concat("the upload took longer than ", options.upload_timeout_s,
-                                          " s"));
-    throw HttpError(408, detail::concat("the upload stalled for ", options.read_timeout_s,
-                                        " s or ended before its length"));
-  }
+  if (too_large) throw refuse(413, over_limit());
+  if (too_slow)
+    throw refuse(408, detail::concat("the upload took longer than ", options.upload_timeout_s,
+                                     " s"));
+  if (!complete)
+    throw refuse(408, detail::concat("the upload stalled for ", options.read_timeout_s,
+                                     " s or ended before its length"));
   if (body.empty()) throw HttpError(400, "empty body: POST the image bytes");
   return body;
 }
@@ -390,7 +387,8 @@ Service::Service(const Predictor& predictor, ServeOptions options)
   s.Get("/metrics", [state](const httplib::Request&, httplib::Response& res) {
     state->metrics(res);
   });
-  // Errors httplib answers itself (413 over --max_body_mb, 404, 400 malformed) get a JSON body too.
+  // Errors httplib answers itself (404, 400 malformed, 413 for a body on another route) get a
+  // JSON body too.
   s.set_error_handler([state](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (req.path == "/v1/deblur") state->record_refused(res.status);

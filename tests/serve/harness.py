@@ -77,6 +77,15 @@ class Server:
     def deblur(self, image, path="/v1/deblur", headers=None):
         return self.request("POST", path, image, {"Content-Type": "image/png", **(headers or {})})
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, trace):
+        """Stops the server; a test that passed also needs it to have exited 0."""
+        rc, out = self.stop()
+        if error_type is None:
+            check(rc == 0, f"exit {rc}:\n{out}")
+
     def stop(self):
         """SIGTERM, then the exit status and everything the server printed."""
         if self.process.poll() is None:

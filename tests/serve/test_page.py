@@ -62,6 +62,71 @@ def shown_result(browser):
     return base64.b64decode(encoded), size
 
 
+def check_page(ctx, server, root, chromedriver):
+    """Every check above, in one headless Chromium on the page `server` answers."""
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--user-data-dir={root}/chromium"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=ChromeService(chromedriver), options=options)
+    try:
+        browser.set_script_timeout(30)
+        browser.get(server.url + "/")
+        check(browser.title == "deblur", f"title {browser.title!r}")
+        check(wait_for_state(browser, {"idle"}) == "idle", "the page did not start idle")
+
+        # Choose a file: the original and the result appear; the result is deblur infer's.
+        chosen = Path(root) / "image0.png"  # written by Context.infer
+        browser.find_element(By.ID, "file").send_keys(str(chosen))
+        state = wait_for_state(browser, {"done", "error"})
+        status = browser.find_element(By.ID, "status").text
+        check(state == "done", f"choosing a file: {status!r}")
+        shown, size = shown_result(browser)
+        check(shown == ctx.expected[0], "the page shows a different image than deblur infer's")
+        check(size == [96, 80], f"the result is shown at {size}")
+        check(browser.execute_script("return document.getElementById('original').naturalWidth")
+              == 96, "the original is not shown")
+        link = browser.find_element(By.ID, "download")
+        check(link.is_displayed() and link.get_attribute("download") == "image0-deblurred.png"
+              and link.get_attribute("href").startswith("blob:"), "no download link")
+        check("Deblurred 96\u00d780" in status, f"status {status!r}")
+
+        # Drop a file: the same, for the second image.
+        browser.execute_script(DROP_FILE, "dropped.png",
+                               base64.b64encode(ctx.images[1]).decode())
+        check(wait_for_state(browser, {"done", "error"}) == "done",
+              browser.find_element(By.ID, "status").text)
+        check(shown_result(browser)[0] == ctx.expected[1], "dropped: a different image")
+
+        # A new choice while an older one is still running: only the newest is shown,
+        # even once the older answer arrives.
+        slow = Path(root) / "slow.png"
+        slow.write_bytes(png(512, 384, 9))
+        browser.find_element(By.ID, "file").send_keys(str(slow))
+        browser.execute_script(DROP_FILE, "quick.png", base64.b64encode(ctx.images[0]).decode())
+        check(wait_for_state(browser, {"done", "error"}) == "done",
+              browser.find_element(By.ID, "status").text)
+        deadline = time.time() + 120
+        while json.loads(server.get("/healthz")[2])["in_flight"] and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the older answer, if it were to be shown, has had time to be
+        check(shown_result(browser)[0] == ctx.expected[0], "an older answer replaced the newer")
+        check(browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done",
+              "an older answer changed the state")
+
+        # A file that is not an image: the service's JSON error, shown on the page.
+        bad = Path(root) / "notes.png"
+        bad.write_bytes(b"not an image at all")
+        browser.find_element(By.ID, "file").send_keys(str(bad))
+        check(wait_for_state(browser, {"error"}) == "error", "a bad file did not fail")
+        status = browser.find_element(By.ID, "status").text
+        check("not an image" in status, f"the error shown: {status!r}")
+        print("PASS the page in headless Chromium: choose, drop, a newer choice, an error",
+              flush=True)
+    finally:
+        browser.quit()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deblur", required=True)
@@ -69,69 +134,8 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deblur-page-") as root:
         ctx = Context(str(Path(args.deblur).resolve()), root, count=2)
-        server = ctx.server()
-        options = webdriver.ChromeOptions()
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--user-data-dir={root}/chromium"):
-            options.add_argument(flag)
-        browser = webdriver.Chrome(service=ChromeService(args.chromedriver), options=options)
-        try:
-            browser.set_script_timeout(30)
-            browser.get(server.url + "/")
-            check(browser.title == "deblur", f"title {browser.title!r}")
-            check(wait_for_state(browser, {"idle"}) == "idle", "the page did not start idle")
-
-            # Choose a file: the original and the result appear; the result is deblur infer's.
-            chosen = Path(root) / "image0.png"  # written by Context.infer
-            browser.find_element(By.ID, "file").send_keys(str(chosen))
-            state = wait_for_state(browser, {"done", "error"})
-            status = browser.find_element(By.ID, "status").text
-            check(state == "done", f"choosing a file: {status!r}")
-            shown, size = shown_result(browser)
-            check(shown == ctx.expected[0], "the page shows a different image than deblur infer's")
-            check(size == [96, 80], f"the result is shown at {size}")
-            check(browser.execute_script("return document.getElementById('original').naturalWidth")
-                  == 96, "the original is not shown")
-            link = browser.find_element(By.ID, "download")
-            check(link.is_displayed() and link.get_attribute("download") == "image0-deblurred.png"
-                  and link.get_attribute("href").startswith("blob:"), "no download link")
-            check("Deblurred 96\u00d780" in status, f"status {status!r}")
-
-            # Drop a file: the same, for the second image.
-            browser.execute_script(DROP_FILE, "dropped.png",
-                                   base64.b64encode(ctx.images[1]).decode())
-            check(wait_for_state(browser, {"done", "error"}) == "done",
-                  browser.find_element(By.ID, "status").text)
-            check(shown_result(browser)[0] == ctx.expected[1], "dropped: a different image")
-
-            # A new choice while an older one is still running: only the newest is shown,
-            # even once the older answer arrives.
-            slow = Path(root) / "slow.png"
-            slow.write_bytes(png(512, 384, 9))
-            browser.find_element(By.ID, "file").send_keys(str(slow))
-            browser.execute_script(DROP_FILE, "quick.png", base64.b64encode(ctx.images[0]).decode())
-            check(wait_for_state(browser, {"done", "error"}) == "done",
-                  browser.find_element(By.ID, "status").text)
-            deadline = time.time() + 120
-            while json.loads(server.get("/healthz")[2])["in_flight"] and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.2)  # the older answer, if it were to be shown, has had time to be
-            check(shown_result(browser)[0] == ctx.expected[0], "an older answer replaced the newer")
-            check(browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done",
-                  "an older answer changed the state")
-
-            # A file that is not an image: the service's JSON error, shown on the page.
-            bad = Path(root) / "notes.png"
-            bad.write_bytes(b"not an image at all")
-            browser.find_element(By.ID, "file").send_keys(str(bad))
-            check(wait_for_state(browser, {"error"}) == "error", "a bad file did not fail")
-            status = browser.find_element(By.ID, "status").text
-            check("not an image" in status, f"the error shown: {status!r}")
-            print("PASS the page in headless Chromium: choose, drop, a newer choice, an error", flush=True)
-        finally:
-            browser.quit()
-            rc, out = server.stop()
-            check(rc == 0, f"exit {rc}:\n{out}")
+        with ctx.server() as server:
+            check_page(ctx, server, root, args.chromedriver)
     sys.exit(0)
 
 

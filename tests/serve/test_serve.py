@@ -35,12 +35,30 @@ def metric(text, name):
     return float(match.group(1)) if match else 0.0
 
 
+def send_together(server, images):
+    """Deblur requests for `images`, each from a thread of its own, all started; the threads and
+    the dict their answers land in, by index."""
+    results = {}
+
+    def client(i):
+        results[i] = server.deblur(images[i])
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
+def join_all(threads, results):
+    for thread in threads:
+        thread.join()
+    return results
+
+
 # --- the tests ------------------------------------------------------------------------------
 
 def test_round_trip(ctx):
     """PNG and JPEG answers, equal to deblur infer's output, with timing headers."""
-    server = ctx.server()
-    try:
+    with ctx.server() as server:
         status, headers, body = server.deblur(ctx.images[0])
         check(status == 200 and headers["Content-Type"] == "image/png", f"{status} {headers}")
         check(body == ctx.expected[0], "the answer differs from deblur infer's output")
@@ -66,9 +84,6 @@ def test_round_trip(ctx):
         check(status == 200 and headers["Content-Type"].startswith("text/html") and
               b'<input id="file" type="file"' in body and "Content-Security-Policy" in headers,
               f"GET /: {status} {headers}")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 def png_header_only(width, height):
@@ -96,8 +111,7 @@ def chunked(data, size=4096):
 
 def test_limits_and_errors(ctx):
     """Each bad request gets its status and a JSON error; the service keeps serving."""
-    server = ctx.server("--max_body_mb", "1", "--max_pixels", "10000")
-    try:
+    with ctx.server("--max_body_mb", "1", "--max_pixels", "10000") as server:
         over_limit = b"\0" * (3 << 19)
         cases = [
             ("body over --max_body_mb", server.request(
@@ -145,16 +159,13 @@ def test_limits_and_errors(ctx):
         check(metric(text, "deblur_pixels_processed_total") == 3 * 96 * 80, f"pixels:\n{text}")
         check(metric(text, 'deblur_request_duration_seconds_bucket{le="+Inf"}') ==
               metric(text, "deblur_request_duration_seconds_count") == 14, f"histogram:\n{text}")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 def test_timeouts(ctx):
     """An upload that drips past --upload_timeout: 408; a request past --process_timeout: 503
     with Retry-After. Neither affects the next request."""
-    server = ctx.server("--upload_timeout", "1", "--read_timeout", "5", "--process_timeout", "0.05")
-    try:
+    with ctx.server("--upload_timeout", "1", "--read_timeout", "5",
+                    "--process_timeout", "0.05") as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
             image = ctx.images[0]
             connection.sendall(b"POST /v1/deblur HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
@@ -180,60 +191,32 @@ def test_timeouts(ctx):
         status, headers, body = server.deblur(png(512, 512, 5))
         check(status == 503 and headers.get("Retry-After") == "1" and
               "processing took longer than 0.05 s" in error_of(body), f"{status} {body[:200]!r}")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 def test_full_queue_and_no_cross_talk(ctx):
     """Concurrent clients each get their own image back; past workers + queue, 503 at once."""
-    server = ctx.server("--workers", "2", "--queue", "8")
-    try:
-        results = {}
-
-        def client(i):
-            results[i] = server.deblur(ctx.images[i % 4])
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    with ctx.server("--workers", "2", "--queue", "8") as server:
+        results = join_all(*send_together(server, [ctx.images[i % 4] for i in range(8)]))
         for i in range(8):
             status, _, body = results[i]
             check(status == 200 and body == ctx.expected[i % 4], f"client {i}: {status}, "
                   f"{'its own image' if body == ctx.expected[i % 4] else 'another answer'}")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
     big = png(512, 512, 7)
-    server = ctx.server("--workers", "1", "--queue", "1")
-    try:
-        results = {}
-
-        def client(i):
-            results[i] = server.deblur(big)
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(5)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    with ctx.server("--workers", "1", "--queue", "1") as server:
+        results = join_all(*send_together(server, [big] * 5))
         statuses = sorted(status for status, _, _ in results.values())
         check(len(results) == 5 and statuses.count(200) >= 2 and 503 in statuses and
               set(statuses) <= {200, 503}, f"statuses {statuses}")
         for status, headers, body in results.values():
             if status == 503:
                 check(headers.get("Retry-After") == "1" and "busy" in error_of(body), f"{headers}")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 def test_stalled_uploads_hold_no_worker(ctx):
     """Clients that stop mid-upload, more of them than workers + queue, hold no worker and do not
     keep a good request waiting; each is answered 408 after --read_timeout."""
-    server = ctx.server("--workers", "1", "--queue", "0", "--read_timeout", "6")
-    try:
+    with ctx.server("--workers", "1", "--queue", "0", "--read_timeout", "6") as server:
         stalled = []
         for _ in range(12):
             connection = socket.create_connection(("127.0.0.1", server.port))
@@ -259,22 +242,13 @@ def test_stalled_uploads_hold_no_worker(ctx):
             connection.close()
         waited = time.time() - start
         check(waited < 25, f"the stalled connections were held {waited:.1f} s, not about 6")
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 def test_graceful_sigterm(ctx):
     """SIGTERM: requests already in are answered, then the process exits 0 and stops listening."""
     big = png(512, 512, 3)
     server = ctx.server("--workers", "1", "--queue", "2")
-    results = {}
-
-    def client(i):
-        results[i] = server.deblur(big)
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
+    threads, results = send_together(server, [big] * 2)
     deadline = time.time() + 30
     while time.time() < deadline:  # both in: one running, one queued
         health = json.loads(server.get("/healthz")[2])
@@ -285,8 +259,7 @@ def test_graceful_sigterm(ctx):
         server.process.kill()
         raise AssertionError(f"never one running and one queued: {health}")
     rc, out = server.stop()
-    for t in threads:
-        t.join()
+    join_all(threads, results)
     check(rc == 0, f"exit {rc}:\n{out}")
     check(sorted(status for status, _, _ in results.values()) == [200, 200],
           f"in-flight requests: {[r[0] for r in results.values()]}")
@@ -301,17 +274,13 @@ def test_graceful_sigterm(ctx):
 def test_load_run(ctx):
     """A bounded load run (bench/serve_load.py's, small): every request answered 200 with its own
     image, none lost or mixed up."""
-    server = ctx.server("--workers", "2", "--queue", "8")
-    try:
+    with ctx.server("--workers", "2", "--queue", "8") as server:
         result = load_run(server, ctx.images, ctx.expected, clients=6, requests=24, max_seconds=120)
         print(json.dumps(result), flush=True)
         check(result["requests_sent"] == 24 and result["statuses"] == {"200": 24} and
               not result["lost"] and not result["mixed_up"], f"load run: {result}")
         _, _, text = server.get("/metrics")
         check(metric(text.decode(), 'deblur_requests_total{status="200"}') == 24, text.decode())
-    finally:
-        rc, out = server.stop()
-        check(rc == 0, f"exit {rc}:\n{out}")
 
 
 TESTS = [test_round_trip, test_limits_and_errors, test_timeouts, test_full_queue_and_no_cross_talk,
