@@ -167,6 +167,7 @@ int run(int argc, char** argv) {
                "--conv-backend cudnn applies to --device cuda only");
   set_conv_backend(options.conv_backend);
   DeblurUNet model(32, /*seed=*/0);
+  if (options.train_batch == 0) model.drop_gradients();  // as deblur infer: inference only
   model.to(options.device);
   std::printf("# DeblurUNet on %s, conv backend %s, median of %d\n",
               options.device == Device::CUDA ? "cuda" : "cpu",

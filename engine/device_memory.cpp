@@ -10,6 +10,15 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <utility>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define DEBLUR_HOST_MMAP 1
+#else
+#define DEBLUR_HOST_MMAP 0
+#endif
 
 #include "engine/check.h"
 #include "engine/cuda_allocator.h"
@@ -44,26 +53,51 @@ size_t size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// A cached block serves a request up to this much smaller than itself.
+constexpr size_t kReuseSlackDivisor = 4;
+// Held (in use + cached) stays within this many times the most ever in use at once. One would
+// be the least memory, but the mix of sizes in use changes along a forward, and a cache that
+// must evict at every change faults the next block's pages in afresh: at 512x512 inference, 1x
+// faulted in about 330 MiB per forward (0.60 s against 0.53 s on 2 cores), while 2x evicts
+// nothing in steady state (what is held settles near 1.4x the peak in use).
+constexpr size_t kHeldPerPeak = 2;
+
 class HostBlockCache {
  public:
   void* allocate(size_t bytes) {
-    if (bytes < kCachedMinBytes) return system_alloc(bytes);
+    if (bytes < kCachedMinBytes) return small_alloc(bytes);
     bytes = size_class(bytes);
     void* block = nullptr;
+    std::vector<std::pair<size_t, void*>> evicted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(bytes);
-      if (it != free_.end()) {
+      // Best fit: the smallest cached block that holds the request without wasting much.
+      auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first <= bytes + bytes / kReuseSlackDivisor) {
         block = it->second;
-        free_.erase(it);
+        bytes = it->first;
         stats_.cached_bytes -= bytes;
+        free_.erase(it);
+      } else {
+        // A miss: make room so that what is held (in use + cached) stays within twice the most
+        // ever in use at once. Largest blocks go first: fewest evictions for the room needed.
+        peak_ever_bytes_ = std::max(peak_ever_bytes_, stats_.in_use_bytes + bytes);
+        while (!free_.empty() &&
+               stats_.in_use_bytes + stats_.cached_bytes + bytes > kHeldPerPeak * peak_ever_bytes_) {
+          auto largest = std::prev(free_.end());
+          evicted.push_back(*largest);
+          stats_.cached_bytes -= largest->first;
+          free_.erase(largest);
+        }
       }
     }
-    if (!block) block = system_alloc(bytes);
+    for (auto& [size, old] : evicted) large_free(old, size);
+    if (!block) block = large_alloc(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
     sizes_[block] = bytes;
     stats_.in_use_bytes += bytes;
     stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+    peak_ever_bytes_ = std::max(peak_ever_bytes_, stats_.in_use_bytes);
     return block;
   }
 
@@ -71,15 +105,13 @@ class HostBlockCache {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = sizes_.find(block);
-      if (it != sizes_.end()) {
+      if (it != sizes_.end()) {  // a large block: kept (what is held does not change)
         const size_t bytes = it->second;
         sizes_.erase(it);
         stats_.in_use_bytes -= bytes;
-        if (stats_.cached_bytes + bytes <= stats_.peak_in_use_bytes) {
-          free_.emplace(bytes, block);
-          stats_.cached_bytes += bytes;
-          return;
-        }
+        free_.emplace(bytes, block);
+        stats_.cached_bytes += bytes;
+        return;
       }
     }
     std::free(block);
@@ -102,21 +134,43 @@ class HostBlockCache {
       blocks.swap(free_);
       stats_.cached_bytes = 0;
     }
-    for (auto& [bytes, block] : blocks) std::free(block);
+    for (auto& [bytes, block] : blocks) large_free(block, bytes);
   }
 
  private:
-  static void* system_alloc(size_t bytes) {
+  static void* small_alloc(size_t bytes) {
     bytes = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
     void* p = std::aligned_alloc(kHostAlignment, bytes == 0 ? kHostAlignment : bytes);
     if (!p) throw std::bad_alloc();
     return p;
   }
 
+  // Large blocks are mapped and unmapped whole where the system can, so that an evicted block's
+  // pages leave the resident set at once (malloc may keep a freed block's pages in its heap).
+  static void* large_alloc(size_t bytes) {
+#if DEBLUR_HOST_MMAP
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
+#else
+    return small_alloc(bytes);
+#endif
+  }
+
+  static void large_free(void* block, size_t bytes) {
+#if DEBLUR_HOST_MMAP
+    munmap(block, bytes);
+#else
+    (void)bytes;
+    std::free(block);
+#endif
+  }
+
   std::mutex mutex_;
   std::multimap<size_t, void*> free_;          // cached blocks by size class
   std::unordered_map<void*, size_t> sizes_;    // large blocks in use
   HostMemoryStats stats_;
+  size_t peak_ever_bytes_ = 0;  // the most in use at once since the start (never reset)
 };
 
 // Never destroyed: tensors held by statics may be freed after it would have been.

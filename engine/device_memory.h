@@ -13,10 +13,12 @@ namespace deblur {
 bool cuda_available();  // built with CUDA and at least one device visible
 
 // Host (Device::CPU) memory. Blocks of 1 MiB and more are rounded up to a size class (at most
-// 1/8 more) and, when freed, kept for the next request of that class: a training step or a tile
-// asks for the same activation sizes every time, and a fresh large block costs a page fault per
-// 4 KiB (the kernel zeroing each page) on first touch. The cache never holds more than the peak
-// in use, so it at most doubles the footprint of a workload whose sizes keep changing.
+// 1/8 more) and, when freed, kept for the next request that fits (the smallest cached block at
+// most 1/4 larger): a training step or a tile asks for the same activation sizes every time,
+// and a fresh large block costs a page fault per 4 KiB (the kernel zeroing each page) on first
+// touch. A request the cache cannot serve first evicts cached blocks (largest first, unmapped at
+// once) until in use + cached + the request fit within twice the most ever in use at once, so
+// the cache at most doubles the footprint of a workload whose sizes keep changing.
 struct HostMemoryStats {
   size_t in_use_bytes = 0;       // handed out and not yet freed (large blocks, rounded)
   size_t peak_in_use_bytes = 0;  // the most in_use_bytes has been

@@ -1,6 +1,7 @@
 // Block and DeblurUNet: registration in the reference module's order, and the forward pass.
 #include "layers/deblur_unet.h"
 
+#include <utility>
 #include <vector>
 
 #include "engine/check.h"
@@ -20,8 +21,15 @@ Block::Block(int64_t in_channels, int64_t out_channels, int groups)
 }
 
 Tensor Block::forward(const Tensor& x, const Tensor& out) const {
-  Tensor h = norm1_.forward(conv1_.forward(x), /*fuse_relu=*/true);
-  return norm2_.forward(conv2_.forward(h), /*fuse_relu=*/true, out);
+  // Without autograd nothing else holds a conv's output, so GroupNorm overwrites it in place and
+  // the first half's result is dropped once the second conv has read it: two activations of
+  // the block's size alive at most, not four (inference's peak memory).
+  const bool in_place = !grad_enabled();
+  Tensor h = conv1_.forward(x);
+  h = norm1_.forward(h, /*fuse_relu=*/true, in_place ? h : Tensor());
+  Tensor z = conv2_.forward(h);
+  h = Tensor();
+  return norm2_.forward(z, /*fuse_relu=*/true, out.defined() || !in_place ? out : z);
 }
 
 DeblurUNet::DeblurUNet(int64_t base, uint64_t seed)
@@ -106,12 +114,19 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   Tensor e2 = enc2_.forward(max_pool2d(e1), skip(1));
   Tensor e3 = enc3_.forward(max_pool2d(e2), skip(2));
   Tensor e4 = enc4_.forward(max_pool2d(e3), skip(3));
-  Tensor b = bottleneck_.forward(max_pool2d(e4));
-  Tensor d4 = dec4_.forward(up_concat(up4_, b, e4, cat[3]));
-  Tensor d3 = dec3_.forward(up_concat(up3_, d4, e3, cat[2]));
-  Tensor d2 = dec2_.forward(up_concat(up2_, d3, e2, cat[1]));
-  Tensor d1 = dec1_.forward(up_concat(up1_, d2, e1, cat[0]));
-  return final_.forward(d1);  // no activation; clamp to [-1, 1] only at inference
+  // Each decoder level lets go of the level below's output once it is upsampled into the
+  // level's buffer (without autograd, that frees it before the level's block runs).
+  auto decode = [this](const Block& block, const Conv2d& up, Tensor low, const Tensor& encoded,
+                       const Tensor& buffer) {
+    const Tensor joined = up_concat(up, low, encoded, buffer);
+    low = Tensor();
+    return block.forward(joined);
+  };
+  Tensor d = decode(dec4_, up4_, bottleneck_.forward(max_pool2d(e4)), e4, cat[3]);
+  d = decode(dec3_, up3_, std::move(d), e3, cat[2]);
+  d = decode(dec2_, up2_, std::move(d), e2, cat[1]);
+  d = decode(dec1_, up1_, std::move(d), e1, cat[0]);
+  return final_.forward(d);  // no activation; clamp to [-1, 1] only at inference
 }
 
 SafetensorsFile model_weights(const SafetensorsFile& file) {

@@ -62,10 +62,17 @@ void Module::bind_to_slabs(std::vector<NamedParameter>& params) {
     const Shape shape = p.value->shape();
     Tensor packed = values_slab_.flat_view(offset, shape);
     packed.set_requires_grad(true);
-    packed.set_grad(grads_slab_.flat_view(offset, shape));
+    if (grads_slab_.defined()) packed.set_grad(grads_slab_.flat_view(offset, shape));
     *p.value = packed;
     offset += shape.numel();
   }
+}
+
+void Module::drop_gradients() {
+  if (!grads_slab_.defined()) return;
+  grads_slab_ = Tensor();
+  std::vector<NamedParameter> params = parameters();
+  bind_to_slabs(params);
 }
 
 Device Module::device() {
@@ -78,7 +85,7 @@ void Module::to(Device target) {
   if (values_slab_.defined()) {
     if (values_slab_.device() == target) return;
     values_slab_ = values_slab_.to(target);
-    grads_slab_ = grads_slab_.to(target);
+    if (grads_slab_.defined()) grads_slab_ = grads_slab_.to(target);
     bind_to_slabs(params);
     return;
   }

@@ -41,6 +41,10 @@ class Module {
   const Tensor& parameter_values() const { return values_slab_; }
   const Tensor& parameter_grads() const { return grads_slab_; }
   void zero_grad();
+  // Frees the gradient slab, for models that only run inference. Parameters keep their values
+  // (still packed) and lose their gradients: a later backward gives each a gradient of its own,
+  // and parameter_grads() is undefined.
+  void drop_gradients();
 
   // Moves every parameter's value and gradient to `device`: packed, the two slabs move whole
   // (each stays one allocation) and every parameter is rebound to views of the moved slabs;

@@ -151,3 +151,33 @@ TEST_CASE("large host blocks are cached and reused, small ones are not counted",
   for (float v : again.to_vector()) REQUIRE(v == 0.0f);
   host_empty_cache();
 }
+
+TEST_CASE("the host cache reuses near sizes and holds at most twice the peak in use",
+          "[tensor]") {
+  // Sizes far above the other tests' (never touched, so no pages are faulted in): the most in
+  // use at once is set here, 256 MiB plus the little other tensors hold.
+  const size_t mib = size_t(1) << 20;
+  host_empty_cache();
+  { Tensor a = Tensor::empty({1, 1, 8192, 8192}); }  // 256 MiB
+  CHECK(host_memory_stats().cached_bytes == 256 * mib);
+  {
+    // 256 MiB is more than 1/4 above 192 MiB: a miss, and room for both within twice the peak.
+    Tensor b = Tensor::empty({1, 3, 4096, 4096});
+    CHECK(host_memory_stats().cached_bytes == 256 * mib);
+  }
+  CHECK(host_memory_stats().cached_bytes == 448 * mib);
+  {
+    // 136 MiB (size class 144 MiB) misses too; keeping all three would hold 592 MiB, past twice
+    // the peak (about 512 MiB), so the largest cached block goes.
+    Tensor c = Tensor::empty({1, 1, 8704, 4096});
+    CHECK(host_memory_stats().cached_bytes == 192 * mib);
+  }
+  {
+    // 160 MiB: the 192 MiB block is within 1/4 and serves it; 144 MiB is too small.
+    Tensor d = Tensor::empty({1, 1, 5120, 8192});
+    const HostMemoryStats stats = host_memory_stats();
+    CHECK(stats.cached_bytes == 144 * mib);
+    CHECK(stats.in_use_bytes >= 192 * mib);
+  }
+  host_empty_cache();
+}
