@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -107,6 +108,31 @@ TEST_CASE("max_pool2d forward by hand, ties and NaN", "[resample]") {
     CHECK(std::isnan(y[0]));
     CHECK(y[1] == -inf);
     CHECK(max_pool_grad(x, s, {1, 2}) == std::vector<double>{0, 0, 1, 0, 2, 0, 0, 0});
+  }
+  SECTION("the forward's value is the input the backward picks, bit for bit") {
+    // The forward takes the maximum by value and the backward by index: with signed zeros,
+    // infinities and NaNs of different payloads among the values, both must land on one input.
+    const Shape s{2, 3, 10, 14};
+    const double pool[] = {0.0, -0.0, 1.0, -1.0, inf, -inf, nan, -nan, 0.5};
+    std::vector<double> x(s.numel());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = pool[(i * 7 + i / 5) % 9];
+    const auto y = max_pool(x, s);
+    std::vector<double> ones(y.size(), 1.0);
+    const auto gx = max_pool_grad(x, s, ones);
+    REQUIRE(size_t(std::count(gx.begin(), gx.end(), 1.0)) == y.size());  // one pick a window
+    const Shape p = pooled(s);
+    for (int64_t plane = 0; plane < p.n * p.c; ++plane)
+      for (int64_t oy = 0; oy < p.h; ++oy)
+        for (int64_t ox = 0; ox < p.w; ++ox) {
+          const int64_t o = (plane * p.h + oy) * p.w + ox;
+          double chosen = 0;
+          for (int64_t k = 0; k < 4; ++k) {
+            const int64_t i = (plane * s.h + 2 * oy + k / 2) * s.w + 2 * ox + k % 2;
+            if (gx[i] == 1.0) chosen = x[i];
+          }
+          INFO("output " << o);
+          CHECK(std::memcmp(&chosen, &y[o], sizeof(double)) == 0);
+        }
   }
 }
 
