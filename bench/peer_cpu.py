@@ -1,7 +1,8 @@
 """Ours against PyTorch on the same CPU cores, in one run: times, ratios and peak RSS.
 
-    python3 bench/peer_cpu.py [--bin build/bin] [--threads 2] [--repeats 3] [--train_batch 4]
-                              [--torch_python PY] [--cases infer512,tiled2048,train]
+    python3 bench/peer_cpu.py [--bin build/bin] [--threads 2] [--repeats 3] [--rounds 1]
+                              [--train_batch 4] [--torch_python PY]
+                              [--cases infer512,tiled2048,train]
                               [--json bench/results/peer_cpu-DATE.json]
 
 Every case runs in a process of its own, ours and PyTorch's alike, so each peak RSS (from
@@ -19,8 +20,12 @@ comes from `deblur demo --save`, the same initialisation; speed does not depend 
   train      forward, Charbonnier loss and backward at --train_batch x 256x256 (the optimizer is
              left out on both sides). Ours: deblur_model_timing --train; PyTorch likewise.
 
-Prints one line per case with both times, ours/PyTorch and both peak RSS; --json writes them
-with the date, host, CPU, thread count, commit and PyTorch version.
+Each case runs --rounds times, ours then PyTorch in turn, so that a machine whose speed drifts
+over minutes (a shared VM) slows both sides alike. Prints one line per case: the medians of both
+times, the median of the rounds' ratios ours/PyTorch (each round's ratio compares runs next to
+each other in time), both peak RSS (the largest over the rounds) and every round's ratio; --json
+writes them, each round's numbers too, with the date, host, CPU, thread count, commit and
+PyTorch version.
 """
 import argparse
 import datetime
@@ -28,6 +33,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,6 +177,7 @@ def main():
     parser.add_argument("--bin", default=os.path.join(REPO, "build", "bin"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--train_batch", type=int, default=4)
     parser.add_argument("--torch_python", default=sys.executable)
     parser.add_argument("--reference", default=DEFAULT_REFERENCE)
@@ -188,31 +195,49 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             if case == "infer512":
-                ours, ours_rss = ours_model_timing(args, "512", "none", "inference 512x512")
-                theirs, theirs_rss, torch_version = torch_measured(args, case)
+                ours_fn = lambda: ours_model_timing(args, "512", "none", "inference 512x512")
+                theirs_fn = lambda: torch_measured(args, case)
             elif case == "train":
-                ours, ours_rss = ours_model_timing(args, "none", f"{args.train_batch}x256",
-                                                   f"train step {args.train_batch}x256x256")
-                theirs, theirs_rss, torch_version = torch_measured(args, case)
+                ours_fn = lambda: ours_model_timing(args, "none", f"{args.train_batch}x256",
+                                                    f"train step {args.train_batch}x256x256")
+                theirs_fn = lambda: torch_measured(args, case)
             elif case == "tiled2048":
                 image, model = os.path.join(tmp, "in2048.png"), os.path.join(tmp, "model.safetensors")
                 run_measured([args.torch_python, os.path.abspath(__file__), "--torch_case",
                               "make_image", "--output", image])
                 run_measured([os.path.join(args.bin, "deblur"), "demo", "--size", "176", "--save", model])
-                _, ours, ours_rss = run_measured(
-                    [os.path.join(args.bin, "deblur"), "infer", "--model", model, "--input", image,
-                     "--output", os.path.join(tmp, "ours.png"), "--tile", str(TILE), "--overlap",
-                     str(OVERLAP), "--threads", str(args.threads)])
-                theirs, theirs_rss, torch_version = torch_measured(
+
+                def ours_fn():
+                    _, seconds, rss = run_measured(
+                        [os.path.join(args.bin, "deblur"), "infer", "--model", model, "--input",
+                         image, "--output", os.path.join(tmp, "ours.png"), "--tile", str(TILE),
+                         "--overlap", str(OVERLAP), "--threads", str(args.threads)])
+                    return seconds, rss
+
+                theirs_fn = lambda: torch_measured(
                     args, case, ["--image", image, "--output", os.path.join(tmp, "torch.png")])
             else:
                 sys.exit(f"peer_cpu: unknown case '{case}'")
+            # Rounds alternate the two sides, so that a machine whose speed drifts over minutes
+            # (a shared VM) slows both alike; each round's ratio compares neighbours in time.
+            rounds = []
+            for _ in range(args.rounds):
+                ours, ours_rss = ours_fn()
+                theirs, theirs_rss, torch_version = theirs_fn()
+                rounds.append({"ours_s": ours, "torch_s": theirs, "ours_over_torch": ours / theirs,
+                               "ours_peak_rss_mib": ours_rss, "torch_peak_rss_mib": theirs_rss})
+            ratio = statistics.median(r["ours_over_torch"] for r in rounds)
+            round_ratios = ", ".join(f"{r['ours_over_torch']:.2f}" for r in rounds)
+            ours = statistics.median(r["ours_s"] for r in rounds)
+            theirs = statistics.median(r["torch_s"] for r in rounds)
+            ours_rss = max(r["ours_peak_rss_mib"] for r in rounds)
+            theirs_rss = max(r["torch_peak_rss_mib"] for r in rounds)
             results.append({"case": case, "ours_s": ours, "torch_s": theirs,
-                            "ours_over_torch": ours / theirs, "ours_peak_rss_mib": ours_rss,
-                            "torch_peak_rss_mib": theirs_rss})
+                            "ours_over_torch": ratio, "ours_peak_rss_mib": ours_rss,
+                            "torch_peak_rss_mib": theirs_rss, "rounds": rounds})
             print(f"{case:10s} ours {ours:8.3f} s  PyTorch {theirs:8.3f} s  ours/PyTorch "
-                  f"{ours / theirs:5.2f}  peak RSS ours {ours_rss:7.0f} MiB, PyTorch "
-                  f"{theirs_rss:7.0f} MiB", flush=True)
+                  f"{ratio:5.2f}  peak RSS ours {ours_rss:7.0f} MiB, PyTorch "
+                  f"{theirs_rss:7.0f} MiB  (ratio by round: {round_ratios})", flush=True)
 
     commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty", "--abbrev=12"],
                             capture_output=True, text=True).stdout.strip()
@@ -221,7 +246,8 @@ def main():
         match = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
         cpu = match.group(1) if match else ""
     report = {"date": datetime.date.today().isoformat(), "host": platform.node(), "cpu": cpu,
-              "threads": args.threads, "repeats": args.repeats, "train_batch": args.train_batch,
+              "threads": args.threads, "repeats": args.repeats, "rounds": args.rounds,
+              "train_batch": args.train_batch,
               "commit": commit, "torch": torch_version, "results": results}
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
