@@ -81,9 +81,10 @@ class HostBlockCache {
       } else {
         // A miss: make room so that what is held (in use + cached) stays within twice the most
         // ever in use at once. Largest blocks go first: fewest evictions for the room needed.
-        peak_ever_bytes_ = std::max(peak_ever_bytes_, stats_.in_use_bytes + bytes);
+        // (The new peak itself is recorded once the block exists: a failed request sets none.)
+        const size_t peak = std::max(peak_ever_bytes_, stats_.in_use_bytes + bytes);
         while (!free_.empty() &&
-               stats_.in_use_bytes + stats_.cached_bytes + bytes > kHeldPerPeak * peak_ever_bytes_) {
+               stats_.in_use_bytes + stats_.cached_bytes + bytes > kHeldPerPeak * peak) {
           auto largest = std::prev(free_.end());
           evicted.push_back(*largest);
           stats_.cached_bytes -= largest->first;

@@ -18,7 +18,8 @@ bool cuda_available();  // built with CUDA and at least one device visible
 // and a fresh large block costs a page fault per 4 KiB (the kernel zeroing each page) on first
 // touch. A request the cache cannot serve first evicts cached blocks (largest first, unmapped at
 // once) until in use + cached + the request fit within twice the most ever in use at once, so
-// the cache at most doubles the footprint of a workload whose sizes keep changing.
+// the cache about doubles, at most, the footprint of a workload whose sizes keep changing
+// (concurrent misses may pass it briefly: a request being mapped is not counted yet).
 struct HostMemoryStats {
   size_t in_use_bytes = 0;       // handed out and not yet freed (large blocks, rounded)
   size_t peak_in_use_bytes = 0;  // the most in_use_bytes has been

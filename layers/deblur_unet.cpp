@@ -23,7 +23,7 @@ Block::Block(int64_t in_channels, int64_t out_channels, int groups)
 Tensor Block::forward(const Tensor& x, const Tensor& out) const {
   // Without autograd nothing else holds a conv's output, so GroupNorm overwrites it in place and
   // the first half's result is dropped once the second conv has read it: two activations of
-  // the block's size alive at most, not four (inference's peak memory).
+  // the block's size alive at most, not three (inference's peak memory).
   const bool in_place = !grad_enabled();
   Tensor h = conv1_.forward(x);
   h = norm1_.forward(h, /*fuse_relu=*/true, in_place ? h : Tensor());
@@ -114,18 +114,21 @@ Tensor DeblurUNet::forward(const Tensor& x) const {
   Tensor e2 = enc2_.forward(max_pool2d(e1), skip(1));
   Tensor e3 = enc3_.forward(max_pool2d(e2), skip(2));
   Tensor e4 = enc4_.forward(max_pool2d(e3), skip(3));
-  // Each decoder level lets go of the level below's output once it is upsampled into the
-  // level's buffer (without autograd, that frees it before the level's block runs).
-  auto decode = [this](const Block& block, const Conv2d& up, Tensor low, const Tensor& encoded,
-                       const Tensor& buffer) {
+  Tensor b = bottleneck_.forward(max_pool2d(e4));
+  // Each decoder level takes the level below's output, its skip and its buffer, and lets go of
+  // each once done with it: without autograd the level below's output is freed before the
+  // level's block runs, and the buffer with the skip when the level returns, so the top level
+  // runs with no deeper level's memory alive.
+  auto decode = [this](const Block& block, const Conv2d& up, Tensor low, Tensor encoded,
+                       Tensor buffer) {
     const Tensor joined = up_concat(up, low, encoded, buffer);
-    low = Tensor();
+    low = encoded = buffer = Tensor();
     return block.forward(joined);
   };
-  Tensor d = decode(dec4_, up4_, bottleneck_.forward(max_pool2d(e4)), e4, cat[3]);
-  d = decode(dec3_, up3_, std::move(d), e3, cat[2]);
-  d = decode(dec2_, up2_, std::move(d), e2, cat[1]);
-  d = decode(dec1_, up1_, std::move(d), e1, cat[0]);
+  Tensor d = decode(dec4_, up4_, std::move(b), std::move(e4), std::move(cat[3]));
+  d = decode(dec3_, up3_, std::move(d), std::move(e3), std::move(cat[2]));
+  d = decode(dec2_, up2_, std::move(d), std::move(e2), std::move(cat[1]));
+  d = decode(dec1_, up1_, std::move(d), std::move(e1), std::move(cat[0]));
   return final_.forward(d);  // no activation; clamp to [-1, 1] only at inference
 }
 

@@ -46,7 +46,7 @@ class Module {
   // and parameter_grads() is undefined.
   void drop_gradients();
 
-  // Moves every parameter's value and gradient to `device`: packed, the two slabs move whole
+  // Moves every parameter's value and gradient to `device`: packed, the slabs move whole
   // (each stays one allocation) and every parameter is rebound to views of the moved slabs;
   // unpacked, each parameter moves on its own and loses its gradient. Layers hold the
   // parameters by reference, so the model then runs on `device`. Not to be called between a

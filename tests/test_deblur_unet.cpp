@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/ops.h"
@@ -163,4 +164,43 @@ TEST_CASE("DeblurUNet rejects inputs it cannot run", "[unet]") {
   CHECK_THROWS_WITH(model.forward(Tensor::zeros({1, 3, 40, 32})),
                     Catch::Contains("multiples of 16") && Catch::Contains("[1, 3, 40, 32]"));
   CHECK_THROWS_WITH(model.forward(Tensor::zeros({1, 4, 32, 32})), Catch::Contains("3 channels"));
+}
+
+TEST_CASE("DeblurUNet without autograd (GroupNorm in place) matches the recorded forward",
+          "[unet]") {
+  // The inference path overwrites conv outputs and frees intermediates early, and runs the 3x3
+  // convs of 64 or more input channels through Winograd (here the bottleneck and dec4), which
+  // rounds differently from the recorded path's direct conv. An aliasing slip would be wrong by
+  // the activations' own size (~0.1); the Winograd rounding here is at most 1.5e-6.
+  DeblurUNet model(8, /*seed=*/3);
+  const Tensor x = random_tensor({2, 3, 32, 48}, 11);
+  const std::vector<float> recorded = model.forward(x).to_vector();
+  std::vector<float> inference;
+  {
+    NoGradGuard no_grad;
+    inference = model.forward(x).to_vector();
+  }
+  CHECK(expect_close(inference, recorded, 1e-5, 0, "no-grad forward"));
+}
+
+TEST_CASE("drop_gradients frees the slab; a later backward gives each parameter its own",
+          "[unet]") {
+  DeblurUNet model(8, /*seed=*/3);
+  REQUIRE(model.parameter_grads().defined());
+  model.drop_gradients();
+  CHECK_FALSE(model.parameter_grads().defined());
+  for (const NamedParameter& p : model.parameters()) {
+    CHECK(p.value->requires_grad());
+    CHECK_FALSE(p.value->grad().defined());
+  }
+  model.zero_grad();  // without the slab it clears per-parameter gradients
+  // The values are still the slab's (packed) and still train.
+  const Tensor x = random_tensor({1, 3, 16, 16}, 5);
+  mean(model.forward(x)).backward();
+  for (const NamedParameter& p : model.parameters()) {
+    INFO(p.name);
+    REQUIRE(p.value->grad().defined());
+    CHECK(p.value->grad().shape() == p.value->shape());
+  }
+  CHECK(model.parameter_values().defined());
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <random>
 
 #include "engine/ops.h"
 #include "kernels/common/bilinear.h"
@@ -115,8 +116,18 @@ TEST_CASE("max_pool2d forward by hand, ties and NaN", "[resample]") {
     const Shape s{2, 3, 10, 14};
     const double pool[] = {0.0, -0.0, 1.0, -1.0, inf, -inf, nan, -nan, 0.5};
     std::vector<double> x(s.numel());
-    for (size_t i = 0; i < x.size(); ++i) x[i] = pool[(i * 7 + i / 5) % 9];
+    std::mt19937_64 rng(7);
+    for (double& v : x) v = pool[rng() % 9];
+    // Windows where the rule decides the bits: a tie of +0 and -0 keeps the first; of two NaNs
+    // the last wins.
+    const double first_zero[] = {0.0, -0.0, -1.0, -1.0}, last_nan[] = {nan, 1.0, -nan, 0.0};
+    for (int k = 0; k < 4; ++k) {
+      x[(k / 2) * s.w + k % 2] = first_zero[k];
+      x[(k / 2) * s.w + 2 + k % 2] = last_nan[k];
+    }
     const auto y = max_pool(x, s);
+    CHECK_FALSE(std::signbit(y[0]));
+    CHECK((std::isnan(y[1]) && std::signbit(y[1])));
     std::vector<double> ones(y.size(), 1.0);
     const auto gx = max_pool_grad(x, s, ones);
     REQUIRE(size_t(std::count(gx.begin(), gx.end(), 1.0)) == y.size());  // one pick a window
