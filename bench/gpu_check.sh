@@ -2,13 +2,14 @@
 # The GPU check: on a machine with an NVIDIA GPU (CUDA toolkit, CMake, g++; PyTorch optional; no
 # package manager needed) it builds deblur for that card, runs the whole test suite, runs
 # compute-sanitizer (memcheck, racecheck) on the CUDA kernel tests, times the reference PyTorch
-# module and ours (bench/model_timing.cpp) on the same cases, and writes everything to one
-# results file.
+# module and ours (bench/model_timing.cpp) on the same cases, runs the CUDA kernel benchmarks
+# against cuDNN/cuBLAS (bench/cuda_kernels.cpp), and writes everything to one results file.
 #
 #   bash bench/stage_gpu_deps.sh         # on the build machine: headers into .carry/
 #   bash bench/gpu_check.sh [RESULTS]    # on the GPU machine (default build-gpu/gpu-check.md)
 #
-# GPU_CHECK_SKIP lists steps to leave out (any of: ctest torch parity timing train racecheck),
+# GPU_CHECK_SKIP lists steps to leave out (any of: ctest torch parity timing kernels train
+# racecheck),
 # for a lease with little time left; GPU_CHECK_RACECHECK_FILTER narrows racecheck to a Catch
 # test filter (default: every kernel test); GPU_CHECK_SANITIZER_S caps each sanitizer run.
 #
@@ -112,10 +113,26 @@ wanted parity && step "deblur infer cuda vs cpu (1536x1152, tiles of 512)" infer
 # them (the baseline).
 if wanted timing; then
   step "deblur_model_timing (ours, cuda)" timeout 300 build-gpu/bin/deblur_model_timing \
-    --device cuda --repeats 5
+    --device cuda --repeats 5 --json "$(dirname "$results")/model_timing_cuda.json"
   if grep -q "conv-backend cudnn available" build-gpu/*.log 2> /dev/null; then
     step "deblur_model_timing (cuDNN baseline, cuda)" timeout 300 \
-      build-gpu/bin/deblur_model_timing --device cuda --repeats 5 --conv-backend cudnn
+      build-gpu/bin/deblur_model_timing --device cuda --repeats 5 --conv-backend cudnn \
+      --json "$(dirname "$results")/model_timing_cuda_cudnn.json"
+  fi
+fi
+
+# Every CUDA kernel at the model's shapes, cuDNN/cuBLAS beside the convolutions
+# (bench/cuda_kernels.cpp); the JSON goes next to the results file.
+if wanted kernels; then
+  if [ -x build-gpu/bin/deblur_bench_cuda ]; then
+    step "deblur_bench_cuda (kernel benchmarks)" timeout 900 build-gpu/bin/deblur_bench_cuda \
+      --benchmark_min_time=0.2 --benchmark_out="$(dirname "$results")/bench_cuda.json" \
+      --benchmark_out_format=json
+  else
+    section "deblur_bench_cuda (kernel benchmarks)"
+    echo "not built: CMake found no Google Benchmark (bench/stage_gpu_deps.sh stages it)" \
+      >> "$results"
+    failures=$((failures + 1))
   fi
 fi
 

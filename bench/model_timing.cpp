@@ -6,6 +6,11 @@
 //
 //   deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]
 //                       [--train 24x256] [--threads N] [--conv-backend native|cudnn]
+//                       [--json bench/results/model_timing-DATE.json]
+//
+// --json also writes the table with the date, host, device (CPU model or GPU name), threads,
+// the commit CMake configured from, and the process's peak RSS (written to a temporary file,
+// then renamed).
 //
 // --conv-backend cudnn runs the convolutions on cuDNN (3x3) and cuBLAS (1x1) in float32 (no
 // TF32): the library baseline for our kernels, in a build with cuDNN (engine/cudnn_conv.h).
@@ -14,10 +19,16 @@
 // the median is reported. On CUDA the device is synchronised before and after each repeat, so a
 // time covers every queued kernel. FLOPs are the convolutions' MACs x 2 (DeblurUNet::
 // forward_macs); a training step counts 3x the forward, as the PyTorch script does.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -41,7 +52,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: deblur_model_timing [--device cuda|cpu] [--repeats 10] [--inference 512,2048]\n"
-    "                           [--train 24x256] [--threads N] [--conv-backend native|cudnn]\n";
+    "                           [--train 24x256] [--threads N] [--conv-backend native|cudnn]\n"
+    "                           [--json PATH]\n";
+
+#ifndef DEBLUR_GIT_COMMIT
+#define DEBLUR_GIT_COMMIT "unknown"
+#endif
 
 struct Options {
   Device device = Device::CPU;
@@ -49,6 +65,7 @@ struct Options {
   std::vector<int64_t> inference_sizes = {512, 2048};
   int64_t train_batch = 24, train_size = 256;
   ConvBackend conv_backend = ConvBackend::Native;
+  std::string json_path;
 };
 
 std::vector<int64_t> parse_sizes(const std::string& text) {
@@ -92,6 +109,8 @@ Options parse(int argc, char** argv) {
         DEBLUR_CHECK(options.train_batch > 0 && options.train_size % 16 == 0,
                      "--train: a positive batch and a size that is a multiple of 16");
       }
+    } else if (arg == "--json") {
+      options.json_path = value;
     } else if (arg == "--threads") {
       cpu::set_num_threads(std::atoi(value.c_str()));
     } else if (arg == "--conv-backend" || arg == "--conv_backend") {
@@ -154,11 +173,64 @@ double peak_mib(Device device) {
   return host_memory_stats().peak_in_use_bytes / 1048576.0;
 }
 
+// What the cases ran on: the CPU's model name, or the GPU's.
+std::string hardware_name(Device device) {
+#ifdef DEBLUR_WITH_CUDA
+  if (device == Device::CUDA) {
+    cudaDeviceProp properties{};
+    DEBLUR_CUDA_CHECK(cudaGetDeviceProperties(&properties, 0));
+    return properties.name;
+  }
+#else
+  (void)device;
+#endif
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+nlohmann::json g_cases = nlohmann::json::array();
+
 void report(const std::string& name, double seconds, double flops, double mib) {
   std::printf("%-30s %9.4f %9.2f", name.c_str(), seconds, flops / seconds / 1e12);
   if (mib >= 0) std::printf(" %9.0f", mib);
   std::printf("\n");
   std::fflush(stdout);
+  g_cases.push_back({{"case", name},
+                     {"seconds", seconds},
+                     {"tflops", flops / seconds / 1e12},
+                     {"peak_tensor_mib", mib}});
+}
+
+void write_json(const Options& options) {
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const nlohmann::json out = {
+      {"date", date},
+      {"host", host},
+      {"device", options.device == Device::CUDA ? "cuda" : "cpu"},
+      {"device_name", hardware_name(options.device)},
+      {"threads", options.device == Device::CPU ? cpu::num_threads() : 0},
+      {"conv_backend", conv_backend_name(options.conv_backend)},
+      {"repeats", options.repeats},
+      {"commit_at_configure", DEBLUR_GIT_COMMIT},
+      {"process_peak_rss_mib", double(usage.ru_maxrss) / 1024.0},  // Linux: KiB
+      {"cases", g_cases}};
+  const std::string temporary = options.json_path + ".tmp";
+  {
+    std::ofstream file(temporary);
+    file << out.dump(2) << "\n";
+    DEBLUR_CHECK(file.good(), "cannot write ", temporary);
+  }
+  DEBLUR_CHECK(std::rename(temporary.c_str(), options.json_path.c_str()) == 0, "cannot rename ",
+               temporary, " to ", options.json_path);
+  std::printf("wrote %s\n", options.json_path.c_str());
 }
 
 int run(int argc, char** argv) {
@@ -200,6 +272,7 @@ int run(int argc, char** argv) {
     report(name.str(), seconds, 3.0 * 2.0 * b * model.forward_macs(s, s),
            peak_mib(options.device));
   }
+  if (!options.json_path.empty()) write_json(options);
   return 0;
 }
 
