@@ -12,13 +12,15 @@
 //
 // Timing: CUDA events around each iteration on the engine stream, reported as manual time
 // (UseManualTime), with the L2 flushed before every timed call (a 256 MiB memset, larger than
-// any current GPU's L2). Counters: GFLOP/s for convolutions (2 x MACs), GB/s for the rest (the
+// any current GPU's L2); 30 iterations a case (a fixed count: Google Benchmark's minimum time
+// would run a 5 us kernel tens of thousands of times, each behind a 256 MiB flush). Counters: GFLOP/s for convolutions (2 x MACs), GB/s for the rest (the
 // bytes each kernel must read and write at least once) and pct_peak_bw: GB/s over this device's
 // copy bandwidth, measured at start-up by a device-to-device copy (peak_copy_gbs in the
 // context). Convolutions also run the vendor library on the same buffers in the same iteration
-// (cuDNN for 3x3, cuBLAS for 1x1; for the fused upsample + conv, our upsample then cuDNN, as
-// --conv-backend cudnn runs it) and report cudnn_GFLOP/s and ours_over_cudnn (time ratio);
-// builds without cuDNN leave those out.
+// (cuDNN for 3x3, cuBLAS for 1x1) and report cudnn_GFLOP/s and ours_over_cudnn (time ratio);
+// builds without cuDNN leave those out. For the fused upsample + conv the baseline is what
+// --conv-backend cudnn runs: forward, our upsample then cuDNN's conv; grad_input, cuDNN's then
+// our upsample's backward; grad_weight, cuDNN's on the upsampled input the forward kept.
 //
 // --smoke: tiny shapes (batch 1, 32x32 levels, a 176x176 loss batch, 4096 parameters) and one
 // iteration each. The simulator build (deblur_bench_cuda_sim) runs it in ctest so every case's
@@ -122,6 +124,7 @@ double measure_peak_copy_gbs() {
 // picks its algorithm then, and the allocator fills its cache).
 void run_case(benchmark::State& state, const std::function<void()>& ours, double flops,
               double bytes, const std::function<void()>& baseline = {}) {
+  deblur::cuda_empty_cache();  // earlier cases' workspaces (cuDNN's run to a GiB)
   EventTimer timer;
   ours();
   if (baseline) baseline();
@@ -227,9 +230,10 @@ void bench_conv(benchmark::State& state, ConvShape s, Workload work, ConvPass pa
         else
           deblur::cuda::conv2d_backward_input(yv, w.data(), s.kernel, xv, stream);
       };
-      // The up path's baseline stops at the full-resolution gradient (the upsample's backward
-      // would follow), so it does a little less than ours.
-      baseline = [&] { deblur::cudnn::conv2d_backward_input(yv, w.data(), s.kernel, base_x); };
+      baseline = [&] {
+        deblur::cudnn::conv2d_backward_input(yv, w.data(), s.kernel, base_x);
+        if (s.upsampled) deblur::cuda::upsample_bilinear2x_backward(upv, xv, stream);
+      };
       break;
     case ConvPass::GradWeight:
       ours = [&] {
@@ -240,8 +244,9 @@ void bench_conv(benchmark::State& state, ConvShape s, Workload work, ConvPass pa
           deblur::cuda::conv2d_backward_params(xv, yv, s.kernel, gw.data(), gb.data(),
                                                workspace.data(), stream);
       };
+      // The cudnn backend's forward kept the upsampled input: made once, not timed.
+      if (s.upsampled) deblur::cuda::upsample_bilinear2x_forward(xv, upv, stream);
       baseline = [&] {
-        if (s.upsampled) deblur::cuda::upsample_bilinear2x_forward(xv, upv, stream);
         deblur::cudnn::conv2d_backward_params(base_x, yv, s.kernel, gw.data(), gb.data());
       };
       break;
@@ -268,9 +273,9 @@ void bench_group_norm(benchmark::State& state, int64_t channels, int64_t side, i
                                      mean.data(), rstd.data(), workspace.data(), stream);
   };
   forward();
-  // forward: read x twice (statistics, then normalise), write y; backward: read x, y, grad_y
-  // twice (sums, then grad_x), write grad_x.
-  if (!backward) return run_case(state, forward, 0, 4.0 * numel * 3);
+  // The least traffic: forward reads x and writes y; backward reads x, y and grad_y and writes
+  // grad_x (both make a second pass over their inputs, which the L2 may or may not hold).
+  if (!backward) return run_case(state, forward, 0, 4.0 * numel * 2);
   run_case(
       state,
       [&] {
@@ -278,7 +283,7 @@ void bench_group_norm(benchmark::State& state, int64_t channels, int64_t side, i
                                           rstd.data(), 8, true, view(gy), view(gx), ggamma.data(),
                                           gbeta.data(), workspace.data(), stream);
       },
-      0, 4.0 * numel * 7);
+      0, 4.0 * numel * 4);
 }
 
 // --- max-pool 2x2 and bilinear x2 upsample between a level and the one below, both passes
@@ -427,18 +432,23 @@ void bench_stitch(benchmark::State& state) {
                                   deblur::cuda::StitchOutput::Unit8, workspace.data(),
                                   deblur::cuda_stream());
       },
-      // Read every tile; read and write the accumulator's band (values and weight); write the
-      // finished rows' pixels.
+      // Read every tile; read the carried rows' sums and write the unfinished rows' (values and
+      // weight); write the finished rows' pixels. The timed call includes the launcher's copy of
+      // the tile list to the device, as every band in deblur infer pays it.
       0,
-      4.0 * count * 3 * tile * tile + 2.0 * 4 * double(accumulator.size()) + double(out.size()));
+      4.0 * count * 3 * tile * tile +
+          4.0 * 4 * image *
+              double((band.carried_end - band.first_row) +
+                     (band.first_row + band.rows - band.finished_end)) +
+          double(out.size()));
 }
 
 template <class F, class... Args>
 void add(const std::string& name, F function, Args... args) {
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), function, args...)
-                ->UseManualTime()
-                ->Unit(benchmark::kMillisecond);
-  if (g_smoke) b->Iterations(1);
+  benchmark::RegisterBenchmark(name.c_str(), function, args...)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(g_smoke ? 1 : 30);
 }
 
 void register_all() {
