@@ -19,10 +19,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench/random_floats.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_blocked.h"
@@ -86,13 +86,7 @@ double measure_fp32_peak_gflops() {
 
 double g_peak_gflops = 0;
 
-std::vector<float> random_floats(int64_t count, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using deblur::bench::random_floats;
 
 // Each benchmark times its loop with a Stopwatch and reports plain counters from it (Google
 // Benchmark's rate counters would print "GFLOP/s=../s").

@@ -32,10 +32,10 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench/random_floats.h"
 #include "engine/cuda_allocator.h"
 #include "engine/cudnn_conv.h"
 #include "kernels/cuda/adamw.cuh"
@@ -57,13 +57,7 @@ using Bytes = deblur::cuda::DeviceBuffer<unsigned char>;
 bool g_smoke = false;
 double g_peak_copy_gbs = 0;
 
-std::vector<float> random_floats(int64_t count, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using deblur::bench::random_floats;
 
 Buffer random_buffer(int64_t count, uint32_t seed, float lo = -1, float hi = 1) {
   return Buffer(random_floats(count, seed, lo, hi));
