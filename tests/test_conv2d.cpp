@@ -135,7 +135,8 @@ TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the 
       const auto wf = to_float(w), bf = to_float(b);
       std::vector<float> y_buffer(y_wide.numel(), 1e30f);
       isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
-                            {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride});
+                            {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride},
+                            /*upsample=*/false);
       std::vector<double> y(ys.numel());
       for (int64_t n = 0; n < xs.n; ++n)
         for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)

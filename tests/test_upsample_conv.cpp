@@ -4,11 +4,13 @@
 // give the same output and gradients as concat(), write nothing when its inputs are in place,
 // copy those that are not, and refuse bad buffers.
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "engine/ops.h"
+#include "kernels/cpu/conv2d_blocked.h"
 #include "tests/testing.h"
 
 using namespace deblur;
@@ -76,6 +78,33 @@ TEST_CASE("upsample_conv2d equals conv2d of upsample_bilinear2x on the cpu", "[u
       [](auto& in) {
         return conv2d(upsample_bilinear2x(in[0].channel_slice(1, 3)), in[1], in[2]);
       });
+}
+
+TEST_CASE("upsample_conv2d without autograd equals upsample then conv2d, bit for bit",
+          "[upsample_conv]") {
+  // Inference fuses the upsample into Winograd's band packing from 64 input channels (below,
+  // it upsamples into a temporary): the values must be those of the two ops in turn, under
+  // NoGradGuard as well (both then take the inference conv). Odd low-resolution sizes put the
+  // border taps and Winograd's partial tiles at the edges; two samples check the batch offset.
+  // Every instruction set this CPU runs (each compiles the packing on its own).
+  struct RestoreIsa {
+    std::string name = cpu::active_conv2d_isa().name;
+    ~RestoreIsa() { cpu::use_conv2d_isa(name); }
+  } restore;
+  for (const cpu::Conv2dIsa* isa : cpu::supported_conv2d_isas()) {
+    cpu::use_conv2d_isa(isa->name);
+    for (const Shape& low : {Shape{2, 64, 7, 5}, Shape{1, 72, 12, 9}, Shape{2, 16, 5, 6}}) {
+      INFO(isa->name << " " << low.str());
+      const Tensor x = random_tensor(low, 31);
+      const Tensor w = random_tensor({24, low.c, 3, 3}, 32, -0.1, 0.1);
+      const Tensor b = random_tensor({24, 1, 1, 1}, 33);
+      NoGradGuard no_grad;
+      const std::vector<float> fused = upsample_conv2d(x, w, b).to_vector();
+      const std::vector<float> composed = conv2d(upsample_bilinear2x(x), w, b).to_vector();
+      REQUIRE(fused.size() == composed.size());
+      CHECK(std::memcmp(fused.data(), composed.data(), fused.size() * sizeof(float)) == 0);
+    }
+  }
 }
 
 TEST_CASE("upsample_conv2d checks its arguments", "[upsample_conv]") {

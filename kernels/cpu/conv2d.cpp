@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/conv2d_blocked.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/resample.h"
 
 namespace deblur::cpu {
 
@@ -118,9 +119,21 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
 void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
                               int kernel, NchwView<float> y) {
   if (kernel == 3 && x.c >= kWinogradMinChannels)
-    active_conv2d_isa().forward_winograd(x, weight, bias, y);
+    active_conv2d_isa().forward_winograd(x, weight, bias, y, /*upsample=*/false);
   else
     conv2d_forward<float>(x, weight, bias, kernel, y);
+}
+
+void conv2d_forward_inference_upsampled(NchwView<const float> x_low, const float* weight,
+                                        const float* bias, int kernel, NchwView<float> y) {
+  if (kernel == 3 && x_low.c >= kWinogradMinChannels) {
+    active_conv2d_isa().forward_winograd(x_low, weight, bias, y, /*upsample=*/true);
+    return;
+  }
+  std::vector<float> up(size_t(x_low.n * x_low.c * y.h * y.w));
+  const auto up_view = contiguous_view<float>(up.data(), x_low.n, x_low.c, y.h, y.w);
+  upsample_bilinear2x_forward<float>(x_low, up_view);
+  conv2d_forward_inference(up_view, weight, bias, kernel, y);
 }
 
 template <class T>

@@ -25,6 +25,12 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
 constexpr int64_t kWinogradMinChannels = 64;
 void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
                               int kernel, NchwView<float> y);
+// conv2d_forward_inference of upsample_bilinear2x_forward(x_low) (y is 2x x_low's height and
+// width), the same values bit for bit. Through Winograd the upsampled input is never stored:
+// the band packing upsamples each row it packs. Below Winograd's threshold it is upsampled
+// into a temporary first.
+void conv2d_forward_inference_upsampled(NchwView<const float> x_low, const float* weight,
+                                        const float* bias, int kernel, NchwView<float> y);
 
 template <class T>
 void conv2d_backward_input(NchwView<const T> grad_y, const T* weight, int kernel,

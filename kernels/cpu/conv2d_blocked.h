@@ -23,9 +23,11 @@ struct Conv2dIsa {
   // grad_weight += d(sum grad_y * y) / d(weight).
   void (*backward_weight)(NchwView<const float> x, NchwView<const float> grad_y, int kernel,
                           float* grad_weight);
-  // The 3x3 forward through Winograd F(4x4, 3x3) (kernels/cpu/isa/conv2d_winograd.cpp).
+  // The 3x3 forward through Winograd F(4x4, 3x3) (kernels/cpu/isa/conv2d_winograd.cpp). With
+  // upsample, x is the low-resolution input and the conv reads its bilinear x2 upsample
+  // (y is 2x x's height and width), made a band row at a time and never stored whole.
   void (*forward_winograd)(NchwView<const float> x, const float* weight, const float* bias,
-                           NchwView<float> y);
+                           NchwView<float> y, bool upsample);
 };
 
 // The instruction sets this build has and this CPU runs, widest first.

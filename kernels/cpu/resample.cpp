@@ -37,14 +37,29 @@ T take_max(T max, T v) {
   return v > max || v != v ? v : max;
 }
 
+}  // namespace
+
 // The W-axis taps, the same for every row and plane: computed once per call.
 template <class T>
-std::vector<common::LinearTap<T>> column_taps(int64_t out_w, int64_t in_w) {
+std::vector<common::LinearTap<T>> upsample2x_column_taps(int64_t out_w, int64_t in_w) {
   std::vector<common::LinearTap<T>> taps(out_w);
   for (int64_t ox = 0; ox < out_w; ++ox) taps[ox] = common::upsample2x_tap<T>(ox, in_w);
   return taps;
 }
-}  // namespace
+
+template <class T>
+void upsample_bilinear2x_row(const T* plane, int64_t in_h, int64_t in_w, int64_t row,
+                             const common::LinearTap<T>* columns, T* out) {
+  const auto tap = common::upsample2x_tap<T>(row, in_h);
+  const T* r0 = plane + tap.i0 * in_w;
+  const T* r1 = plane + tap.i1 * in_w;
+  // PyTorch's order: H weights outside, W-weighted sums inside.
+  for (int64_t ox = 0; ox < 2 * in_w; ++ox) {
+    const auto& col = columns[ox];
+    out[ox] = tap.w0 * (col.w0 * r0[col.i0] + col.w1 * r0[col.i1]) +
+              tap.w1 * (col.w0 * r1[col.i0] + col.w1 * r1[col.i1]);
+  }
+}
 
 template <class T>
 void max_pool2d_2x2_forward(NchwView<const T> x, NchwView<T> y) {
@@ -84,29 +99,18 @@ void max_pool2d_2x2_backward(NchwView<const T> x, NchwView<const T> grad_y, Nchw
 
 template <class T>
 void upsample_bilinear2x_forward(NchwView<const T> x, NchwView<T> y) {
-  const auto cols = column_taps<T>(y.w, x.w);
+  const auto cols = upsample2x_column_taps<T>(y.w, x.w);
   parallel_for(y.n * y.c, [&](int64_t p) {
     const int64_t i = p / y.c, ch = p % y.c;
-    const T* in = x.channel(i, ch);
     T* out = y.channel(i, ch);
-    for (int64_t oy = 0; oy < y.h; ++oy) {
-      const auto row = common::upsample2x_tap<T>(oy, x.h);
-      const T* r0 = in + row.i0 * x.w;
-      const T* r1 = in + row.i1 * x.w;
-      T* o = out + oy * y.w;
-      // PyTorch's order: H weights outside, W-weighted sums inside.
-      for (int64_t ox = 0; ox < y.w; ++ox) {
-        const auto& col = cols[ox];
-        o[ox] = row.w0 * (col.w0 * r0[col.i0] + col.w1 * r0[col.i1]) +
-                row.w1 * (col.w0 * r1[col.i0] + col.w1 * r1[col.i1]);
-      }
-    }
+    for (int64_t oy = 0; oy < y.h; ++oy)
+      upsample_bilinear2x_row(x.channel(i, ch), x.h, x.w, oy, cols.data(), out + oy * y.w);
   });
 }
 
 template <class T>
 void upsample_bilinear2x_backward(NchwView<const T> grad_y, NchwView<T> grad_x) {
-  const auto cols = column_taps<T>(grad_y.w, grad_x.w);
+  const auto cols = upsample2x_column_taps<T>(grad_y.w, grad_x.w);
   parallel_for(grad_x.n * grad_x.c, [&](int64_t p) {
     const int64_t i = p / grad_x.c, ch = p % grad_x.c;
     const T* gy = grad_y.channel(i, ch);
@@ -132,6 +136,9 @@ void upsample_bilinear2x_backward(NchwView<const T> grad_y, NchwView<T> grad_x) 
   template void max_pool2d_2x2_forward<T>(NchwView<const T>, NchwView<T>);                     \
   template void max_pool2d_2x2_backward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>); \
   template void upsample_bilinear2x_forward<T>(NchwView<const T>, NchwView<T>);                \
+  template std::vector<common::LinearTap<T>> upsample2x_column_taps<T>(int64_t, int64_t);      \
+  template void upsample_bilinear2x_row<T>(const T*, int64_t, int64_t, int64_t,                \
+                                           const common::LinearTap<T>*, T*);                   \
   template void upsample_bilinear2x_backward<T>(NchwView<const T>, NchwView<T>);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)

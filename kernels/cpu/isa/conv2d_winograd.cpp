@@ -24,6 +24,7 @@
 #include "kernels/cpu/conv2d_blocked.h"
 #include "kernels/cpu/isa/vec.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/resample.h"
 
 namespace deblur::cpu::DEBLUR_ISA {
 namespace {
@@ -170,8 +171,10 @@ struct Geometry {
 };
 
 // Rows [4 * ty0, 4 * ty1 + 2) of the zero-padded input (row r is input row r - 1), channels-last.
+// With `columns` (the upsample's column taps), the input is x's bilinear x2 upsample, each row
+// made as it is packed.
 void pack_band(NchwView<const float> x, int64_t n, const Geometry& g, int64_t ty0, int64_t ty1,
-               float* band) {
+               const std::vector<common::LinearTap<float>>* columns, float* band) {
   const int64_t rows = 4 * (ty1 - ty0) + 2;
   parallel_for(rows, [&](int64_t r) {
     float* dst = band + r * g.padded_w * g.cp;
@@ -181,8 +184,22 @@ void pack_band(NchwView<const float> x, int64_t n, const Geometry& g, int64_t ty
       return;
     }
     std::fill(dst, dst + g.cp, 0.0f);  // the left padding column
-    const float* src = x.channel(n, 0) + in_row * g.width;
-    const int64_t plane = x.h * x.w;
+    const float* src;  // the row's first channel; channel c at src + c * plane
+    int64_t plane;
+    if (columns) {
+      thread_local std::vector<float> up;
+      up.resize(size_t(g.in_c * g.width));
+      // resample.cpp's own row function, not a copy: compiled once, so the values are the
+      // upsample kernel's bit for bit (a copy here would be compiled with FMA contraction).
+      for (int64_t c = 0; c < g.in_c; ++c)
+        upsample_bilinear2x_row(x.channel(n, c), x.h, x.w, in_row, columns->data(),
+                                up.data() + c * g.width);
+      src = up.data();
+      plane = g.width;
+    } else {
+      src = x.channel(n, 0) + in_row * g.width;
+      plane = x.h * x.w;
+    }
     // Blocks of kVecFloats channels x kVecFloats columns, transposed in registers.
     const int64_t whole = g.width / kVecFloats * kVecFloats;
     for (int64_t q0 = 0; q0 < whole; q0 += kVecFloats)
@@ -314,15 +331,17 @@ void output_transform(const float* m, const float* bias, const Geometry& g, int6
 }  // namespace
 
 void winograd_forward(NchwView<const float> x, const float* weight, const float* bias,
-                      NchwView<float> y) {
+                      NchwView<float> y, bool upsample) {
   Geometry g{};
   g.in_c = x.c;
   g.out_c = y.c;
   g.cp = round_up(x.c, kVecFloats);
-  g.height = x.h;
-  g.width = x.w;
-  g.tiles_x = ceil_div(x.w, 4);
-  g.tiles_y = ceil_div(x.h, 4);
+  g.height = y.h;  // x's, or twice x's when upsampling
+  g.width = y.w;
+  const std::vector<common::LinearTap<float>> columns =
+      upsample ? upsample2x_column_taps<float>(y.w, x.w) : std::vector<common::LinearTap<float>>{};
+  g.tiles_x = ceil_div(g.width, 4);
+  g.tiles_y = ceil_div(g.height, 4);
   g.padded_w = 4 * g.tiles_x + 2;
   // Output channels in whole GEMM chunks of OV vectors.
   const int64_t out_vectors = ceil_div(y.c, kVecFloats);
@@ -349,7 +368,7 @@ void winograd_forward(NchwView<const float> x, const float* weight, const float*
       const int64_t ty1 = std::min(g.tiles_y, ty0 + band_rows);
       const int64_t tiles = (ty1 - ty0) * g.tiles_x;
       if (tiles < band_rows * g.tiles_x) std::fill(v.begin(), v.end(), 0.0f);  // a short band
-      pack_band(x, n, g, ty0, ty1, band.data());
+      pack_band(x, n, g, ty0, ty1, upsample ? &columns : nullptr, band.data());
       input_transform(band.data(), g, tiles, tile_stride, v.data());
       switch (ov) {
         case 1: gemm<1>(v.data(), u.data(), m.data(), g, tile_stride); break;
