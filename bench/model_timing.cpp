@@ -9,8 +9,7 @@
 //                       [--json bench/results/model_timing-DATE.json]
 //
 // --json also writes the table with the date, host, device (CPU model or GPU name), threads,
-// the commit CMake configured from, and the process's peak RSS (written to a temporary file,
-// then renamed).
+// the commit CMake configured from, and the process's peak RSS (written atomically).
 //
 // --conv-backend cudnn runs the convolutions on cuDNN (3x3) and cuBLAS (1x1) in float32 (no
 // TF32): the library baseline for our kernels, in a build with cuDNN (engine/cudnn_conv.h).
@@ -39,6 +38,7 @@
 #include "engine/conv_backend.h"
 #include "engine/cudnn_conv.h"
 #include "engine/device_memory.h"
+#include "engine/file_io.h"
 #include "engine/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "layers/deblur_unet.h"
@@ -222,14 +222,9 @@ void write_json(const Options& options) {
       {"commit_at_configure", DEBLUR_GIT_COMMIT},
       {"process_peak_rss_mib", double(usage.ru_maxrss) / 1024.0},  // Linux: KiB
       {"cases", g_cases}};
-  const std::string temporary = options.json_path + ".tmp";
-  {
-    std::ofstream file(temporary);
-    file << out.dump(2) << "\n";
-    DEBLUR_CHECK(file.good(), "cannot write ", temporary);
-  }
-  DEBLUR_CHECK(std::rename(temporary.c_str(), options.json_path.c_str()) == 0, "cannot rename ",
-               temporary, " to ", options.json_path);
+  const std::string text = out.dump(2) + "\n";
+  write_file_atomically(options.json_path, reinterpret_cast<const uint8_t*>(text.data()),
+                        text.size());
   std::printf("wrote %s\n", options.json_path.c_str());
 }
 

@@ -98,7 +98,6 @@ deblur_model* deblur_model_load(const char* path) {
     DEBLUR_CHECK(path, "the path is NULL");
     auto model = std::make_unique<deblur_model>();
     model->net = deblur::load_deblur_unet(std::string(path));
-    model->net->drop_gradients();  // inference only
     return model.release();
   });
 }

@@ -153,6 +153,7 @@ std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file,
   }
   auto model = std::make_unique<DeblurUNet>(base);
   model->load_state(weights, source);
+  model->drop_gradients();  // every caller runs or saves the model; training builds its own
   return model;
 }
 

@@ -69,7 +69,8 @@ SafetensorsFile model_weights(const SafetensorsFile& file);
 // A DeblurUNet from a model file or a `deblur train` checkpoint: its width is read off
 // enc1.conv1.weight ([base, 3, 3, 3]; 32 for the reference model), a checkpoint's optimizer
 // state (tensors named "optimizer.*") is skipped, and every other tensor must match the
-// reference names and shapes (the error lists each mismatch and names `source`).
+// reference names and shapes (the error lists each mismatch and names `source`). The model is
+// for inference: it has no gradient slab (Module::drop_gradients).
 std::unique_ptr<DeblurUNet> load_deblur_unet(const SafetensorsFile& file, const std::string& source);
 std::unique_ptr<DeblurUNet> load_deblur_unet(const std::string& path);
 

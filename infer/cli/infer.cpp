@@ -153,7 +153,6 @@ int run_infer(int argc, char** argv) {
   }
 
   const std::unique_ptr<DeblurUNet> model = load_deblur_unet(model_path);
-  model->drop_gradients();  // inference only
   if (device == "cuda") model->to(Device::CUDA);
   const Predictor predictor(*model, options);
   const Job job{predictor, max_pixels, quality, isatty(STDERR_FILENO) != 0};

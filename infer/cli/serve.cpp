@@ -116,7 +116,6 @@ int run_serve(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const std::unique_ptr<DeblurUNet> model = load_deblur_unet(model_path);
-  model->drop_gradients();  // inference only
   if (device == "cuda") model->to(Device::CUDA);
   const Predictor predictor(*model, tiles);
   serve::Service service(predictor, options);
