@@ -66,7 +66,9 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
   const Case cases[] = {{{2, 3, 5, 1}, 5},   {{1, 7, 3, 17}, 13}, {{2, 5, 9, 33}, 7},
                         {{1, 4, 6, 70}, 6},  {{2, 13, 4, 8}, 3},  {{1, 3, 11, 130}, 32},
                         {{3, 16, 16, 16}, 12}, {{1, 3, 176, 176}, 8}, {{1, 16, 176, 176}, 8},
-                        {{1, 8, 88, 88}, 16}};
+                        {{1, 8, 88, 88}, 16},
+                        // Planes over 4 MB padded: the weight gradient takes one sample a job.
+                        {{2, 24, 176, 176}, 8}};
   for (const auto* isa : cpu::supported_conv2d_isas())
     for (int k : {1, 3})
       for (const Case& c : cases) {

@@ -14,9 +14,9 @@
 // Weight gradient: grad_w[o, c, u, v] = sum over pixels of grad_y[o] * x_padded[c] shifted by
 // (u, v). For kGradBlock output channels and one input channel, the k*k tap sums are vector
 // accumulators over pixels; each step loads kGradBlock grad_y vectors and k*k shifted input
-// vectors. Large planes go in bands of rows small enough to stay in cache while every (output
-// block, input channel) pair passes over them; small planes go several samples at a time; float
-// partial sums of a few rows go into double lanes.
+// vectors, each held in a register for its kGradBlock FMAs. A job sums over whole planes (small
+// planes: several samples at a time), so its lanes are reduced once; float partial sums of a few
+// rows go into double lanes.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -258,37 +258,37 @@ void forward(NchwView<const float> x, const float* weight, const float* bias, in
 // Float partial sums are flushed into double lanes every kFlushVectors vector steps: the
 // weight gradient is a sum of 10^5 to 10^6 products that nearly cancel (GroupNorm's backward
 // leaves grad_y with zero mean per group), so long float sums would lose digits that matter.
-constexpr int64_t kFlushVectors = 32;
+constexpr int64_t kFlushVectors = 64;
 typedef double DVec __attribute__((vector_size(kVecFloats * sizeof(double))));
 
-// The rows a weight-gradient job sums over: rows [row0, row1) of each of `samples` samples
-// stacked in the padded planes (grad_y has `height` rows per sample, x height + 2 * pad).
-struct GradRows {
-  int64_t samples, height, row0, row1, width;
+// The padded planes a weight-gradient job sums over: `samples` samples stacked, grad_y with
+// `height` rows per sample, x with height + k - 1.
+struct GradPlanes {
+  int64_t samples, height, width;
 };
 
 template <int K>
-void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, const GradRows& rows,
+void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, const GradPlanes& planes,
                      int64_t o0, int64_t c0, int64_t c1, int64_t in_c, double* sums) {
   constexpr int taps = K * K;
-  const int64_t vectors_per_row = ceil_div(rows.width, kVecFloats);
+  const int64_t vectors_per_row = ceil_div(planes.width, kVecFloats);
   const int64_t rows_per_flush = std::max<int64_t>(1, kFlushVectors / vectors_per_row);
-  const int64_t x_rows_per_sample = rows.height + K - 1;
+  const int64_t x_rows_per_sample = planes.height + K - 1;
   for (int64_t c = c0; c < c1; ++c) {
     DVec totals[kGradBlock][taps] = {};
-    for (int64_t s = 0; s < rows.samples; ++s)
-      for (int64_t i0 = rows.row0; i0 < rows.row1; i0 += rows_per_flush) {
+    for (int64_t s = 0; s < planes.samples; ++s)
+      for (int64_t i0 = 0; i0 < planes.height; i0 += rows_per_flush) {
         Vec acc[kGradBlock][taps];
 #pragma GCC unroll 3
         for (int o = 0; o < kGradBlock; ++o)
 #pragma GCC unroll 9
           for (int t = 0; t < taps; ++t) acc[o][t] = Vec{};
-        for (int64_t i = i0; i < std::min(rows.row1, i0 + rows_per_flush); ++i) {
+        for (int64_t i = i0; i < std::min(planes.height, i0 + rows_per_flush); ++i) {
           const float* g_rows[kGradBlock];
-          for (int o = 0; o < kGradBlock; ++o) g_rows[o] = gy.row(o0 + o, s * rows.height + i);
+          for (int o = 0; o < kGradBlock; ++o) g_rows[o] = gy.row(o0 + o, s * planes.height + i);
           const float* x_rows[K];
           for (int u = 0; u < K; ++u) x_rows[u] = xp.row(c, s * x_rows_per_sample + i + u);
-          for (int64_t x0 = 0; x0 < rows.width; x0 += kVecFloats) {
+          for (int64_t x0 = 0; x0 < planes.width; x0 += kVecFloats) {
             Vec g[kGradBlock];
 #pragma GCC unroll 3
             for (int o = 0; o < kGradBlock; ++o) g[o] = load(g_rows[o] + x0);
@@ -296,7 +296,9 @@ void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, const GradR
             for (int u = 0; u < K; ++u)
 #pragma GCC unroll 3
               for (int v = 0; v < K; ++v) {
-                const Vec xv = load(x_rows[u] + x0 + v);
+                // Loaded once for the kGradBlock FMAs (folded into each, it would be loaded
+                // kGradBlock times, mostly across cache lines: 1.3-1.6x slower).
+                const Vec xv = in_register(load(x_rows[u] + x0 + v));
 #pragma GCC unroll 3
                 for (int o = 0; o < kGradBlock; ++o) acc[o][u * K + v] += g[o] * xv;
               }
@@ -321,22 +323,18 @@ void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
   const int64_t in_c = x.c, out_c = grad_y.c, width = x.w, height = x.h;
   const int64_t blocks = ceil_div(out_c, kGradBlock);
   const int64_t stride = round_up(width, kVecFloats);
-  // A sample whose padded planes take 8 MB or less (the deep levels) is one band, and several
-  // such samples go through each job at once, so the per-job reduction of lanes to sums, as
-  // costly as the products at 16x16, is paid once for them all. Larger planes go in bands of
-  // rows whose input and grad_y planes together stay within about 512 KB.
+  // Each job sums over whole planes, so its reduction of lanes to sums (as costly as the
+  // products at 16x16) is paid once per plane, not once per band of rows: a job's rows stream
+  // from L2 or L3 while its accumulators stay in registers (whole planes ran the 256x256 levels
+  // 10-25% faster than 512 KB bands). Samples whose padded planes take 8 MB or less (the deep
+  // levels) go several per job, so the reduction is paid once for them all.
   constexpr int64_t kStackBytes = int64_t(8) << 20;
   const int64_t sample_bytes =
       (in_c * (height + 2 * pad) + blocks * kGradBlock * height) * (stride + 2 * pad) * 4;
-  const int64_t band =
-      sample_bytes <= kStackBytes
-          ? height
-          : std::clamp<int64_t>((int64_t(512) << 10) / ((in_c + out_c) * stride * 4), 1, height);
-  const int64_t samples =
-      sample_bytes <= kStackBytes ? std::clamp<int64_t>(kStackBytes / sample_bytes, 1, x.n) : 1;
+  const int64_t samples = std::clamp<int64_t>(kStackBytes / sample_bytes, 1, x.n);
   // Jobs of enough input channels to outweigh their scheduling: ~32K multiply-adds per lane.
   const int64_t per_job =
-      std::clamp<int64_t>((int64_t(32) << 10) / (band * stride * samples), 1, in_c);
+      std::clamp<int64_t>((int64_t(32) << 10) / (height * stride * samples), 1, in_c);
   const int64_t groups = ceil_div(in_c, per_job);
   // The padded sums of kGradBlock-rounded output channels (the extra ones are zero gradients).
   std::vector<double> sums(size_t(blocks * kGradBlock * in_c * taps), 0.0);
@@ -347,14 +345,12 @@ void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
     const int64_t count = std::min(samples, x.n - n);
     gy.fill(grad_y, n, count, 0, stride, height, blocks * kGradBlock);
     xp.fill(x, n, count, pad, stride + 2 * pad, height + 2 * pad, in_c);
-    for (int64_t row0 = 0; row0 < height; row0 += band) {
-      const GradRows rows{count, height, row0, std::min(height, row0 + band), width};
-      parallel_for(blocks * groups, [&](int64_t job) {
-        const int64_t b = job / groups, c0 = job % groups * per_job;
-        weight_grad_job<K>(gy, xp, rows, b * kGradBlock, c0, std::min(in_c, c0 + per_job), in_c,
-                           sums.data());
-      });
-    }
+    const GradPlanes planes{count, height, width};
+    parallel_for(blocks * groups, [&](int64_t job) {
+      const int64_t b = job / groups, c0 = job % groups * per_job;
+      weight_grad_job<K>(gy, xp, planes, b * kGradBlock, c0, std::min(in_c, c0 + per_job), in_c,
+                         sums.data());
+    });
   }
   for (int64_t i = 0; i < out_c * in_c * taps; ++i) grad_weight[i] += float(sums[size_t(i)]);
 }

@@ -24,6 +24,17 @@ inline void store(float* p, Vec v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// v, pinned to a register: the compiler may otherwise re-load a value it was given once for each
+// of its uses (a memory operand per FMA), which turns a register-bound loop into a load-bound one.
+inline Vec in_register(Vec v) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm("" : "+v"(v));
+#elif defined(__aarch64__)
+  asm("" : "+w"(v));
+#endif
+  return v;
+}
+
 inline int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;
 }
