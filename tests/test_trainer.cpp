@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -247,10 +248,63 @@ TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[traine
                       Catch::Contains("these differ") && Catch::Contains("--batch_size: 2") &&
                           Catch::Contains("--seed: 42"));
   }
+  SECTION("--init_weights with --resume") {
+    c.init_weights = c.resume = (dir / "m.safetensors").string();
+    CHECK_THROWS_WITH(run_training(c, kQuiet), Catch::Contains("give one of them"));
+  }
+  SECTION("--init_weights of another width") {
+    TrainConfig first = c;
+    first.max_steps = 1;
+    run_training(first, kQuiet);
+    TrainConfig wider = small_config(dir, "wider");
+    wider.base = 16;
+    wider.init_weights = (fs::path(c.checkpoint_dir) / "last.safetensors").string();
+    CHECK_THROWS_WITH(run_training(wider, kQuiet),
+                      Catch::Contains("last.safetensors: a DeblurUNet of width 8") &&
+                          Catch::Contains("give --base 8"));
+  }
   SECTION("--device cuda without a GPU") {
     c.device = "cuda";
     CHECK_THROWS_WITH(run_training(c, kQuiet), Catch::Contains("--device cuda"));
   }
+}
+
+TEST_CASE("trainer: --init_weights starts a new run from a model's weights", "[trainer]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 3, 40, 36);
+  write_dataset(dir / "val", 1, 48, 40);
+  TrainConfig first = small_config(dir, "first");
+  first.max_steps = 2;  // epoch 1: its weights 2 steps away from the seeded start
+  const TrainResult a = run_training(first, kQuiet);
+  const SafetensorsFile source = read_safetensors(a.best_checkpoint);
+
+  TrainConfig carried = small_config(dir, "carried");  // the same seed: the same seeded start
+  carried.init_weights = a.best_checkpoint;  // a checkpoint: its optimizer moments are skipped
+  carried.max_steps = 2;
+  carried.learning_rate = 1e-12;  // the weights move by ~1e-12
+  carried.eta_min = 0.0;
+  const TrainResult b = run_training(carried, kQuiet);
+  CHECK(b.steps == 2);                // a fresh step count
+  CHECK(b.best_psnr == a.best_psnr);  // the same weights: the same 8-bit outputs
+  const SafetensorsFile last =
+      read_safetensors((fs::path(carried.checkpoint_dir) / "last.safetensors").string());
+  CHECK(last.metadata.at("step") == "2");
+  DeblurUNet seeded(carried.base, carried.seed);
+  for (const char* name : {"enc1.conv1.weight", "bottleneck.conv2.weight", "final.bias"}) {
+    INFO(name);
+    const std::vector<float>& want = source.find(name)->values;
+    const std::vector<float>& got = last.find(name)->values;
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-9f);
+    std::vector<float> start;  // the seeded initialisation, which the run did not start from
+    for (const NamedParameter& p : seeded.parameters())
+      if (p.name == name) start = p.value->to_vector();
+    REQUIRE(start.size() == want.size());
+    CHECK(start != got);
+  }
+  std::ifstream params((fs::path(carried.run_dir) / "params.json").string());
+  const std::string text((std::istreambuf_iterator<char>(params)), std::istreambuf_iterator<char>());
+  CHECK_THAT(text, Catch::Contains("\"init_weights\":\"" + a.best_checkpoint + "\""));
 }
 
 TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and exits 130",

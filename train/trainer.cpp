@@ -405,6 +405,7 @@ std::string config_json(const TrainConfig& c) {
   j["checkpoint_dir"] = c.checkpoint_dir;
   j["run_dir"] = c.run_dir;
   j["resume"] = c.resume;
+  j["init_weights"] = c.init_weights;
   j["max_steps"] = c.max_steps;
   j["synthetic_blur"] = c.synthetic_blur;
   j["skip_bad"] = c.skip_bad;
@@ -442,6 +443,9 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
   const Device device = config.device == "cuda" ? Device::CUDA : Device::CPU;
   DEBLUR_CHECK(device == Device::CPU || cuda_available(),
                "--device cuda: no CUDA device is visible, or this build has no CUDA backend");
+  DEBLUR_CHECK(config.init_weights.empty() || config.resume.empty(),
+               "--init_weights starts a new run from a model's weights and --resume continues a "
+               "run from its checkpoint: give one of them");
   cpu::set_num_threads(config.threads);
 
   // A new run never writes over an earlier one's checkpoints or metrics.
@@ -469,6 +473,16 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
   BatchLoader loader(std::move(train_data), loader_options);
 
   DeblurUNet model(config.base, config.seed);
+  if (!config.init_weights.empty()) {
+    const SafetensorsFile init = model_weights(read_safetensors(config.init_weights));
+    // A width mismatch says so, rather than listing every tensor's shape.
+    if (const TensorRecord* first = init.find("enc1.conv1.weight"); first && !first->shape.empty())
+      DEBLUR_CHECK(first->shape[0] == config.base, config.init_weights, ": a DeblurUNet of width ",
+                   first->shape[0], " (enc1.conv1.weight ", shape_string(first->shape),
+                   "); this run builds width ", config.base, ": give --base ", first->shape[0]);
+    model.load_state(init, config.init_weights);
+    log("starting from the weights of " + config.init_weights, false);
+  }
   model.to(device);
   common::AdamWHyper hyper;
   hyper.lr = config.learning_rate;

@@ -19,6 +19,8 @@
 // --resume PATH continues exactly where PATH left off (epoch, batch within the epoch, step,
 // best PSNR, epochs without improvement): batches depend only on (seed, epoch, position), so a
 // resumed run sees the batches the uninterrupted one would have.
+// --init_weights PATH starts a new run from PATH's weights instead of the seeded initialisation
+// (to carry a model on with other data or settings, or from one machine's run to another's).
 // In <run_dir>: params.json (the configuration), metrics.csv (one row per epoch, ending with its
 // wall-clock timestamp_ms), metrics.png
 // (loss and PSNR by epoch) and run.json (status, times, best scores: train/run_record.h).
@@ -50,6 +52,9 @@ struct TrainConfig {
   std::string checkpoint_dir = "checkpoints";
   std::string run_dir;  // default: runs/<registered_model_name>
   std::string resume;
+  // A new run's starting weights (a model file, a checkpoint, or PyTorch's weights converted):
+  // the optimizer, schedule and step count start fresh. Not with resume.
+  std::string init_weights;
   int64_t max_steps = 0;  // 0: no limit
   bool synthetic_blur = false;
   bool skip_bad = false;

@@ -66,6 +66,9 @@ constexpr const char* kHelp =
     "  --run_dir runs/NAME          params.json, metrics.csv, metrics.png and run.json\n"
     "                               (deblur runs lists them)\n"
     "  --resume PATH                continue a run from a checkpoint (last.safetensors)\n"
+    "  --init_weights PATH          start a new run from a model's weights (deblur export's\n"
+    "                               file, a checkpoint, PyTorch's converted), with a fresh\n"
+    "                               optimizer and schedule; the widths must match --base\n"
     "tracking (MLflow, through its REST API; the run folder is complete without it):\n"
     "  --tracking_uri URI           an MLflow tracking server, http(s)://host:port (default:\n"
     "                               $MLFLOW_TRACKING_URI; neither: no tracking)\n"
@@ -95,7 +98,7 @@ int run_train(int argc, char** argv) {
   args.allow_only({"help", "train_data", "test_data", "registered_model_name", "batch_size",
                    "num_epochs", "learning_rate", "patience", "device", "patch_size",
                    "weight_decay", "clip", "eta_min", "alpha", "beta", "seed_msssim", "seed",
-                   "workers", "checkpoint_dir", "run_dir", "resume", "max_steps",
+                   "workers", "checkpoint_dir", "run_dir", "resume", "init_weights", "max_steps",
                    "synthetic_blur", "skip_bad", "threads", "val_tile", "base", "tracking_uri",
                    "experiment_name", "run_name", "tracking_wait"});
   train::TrainConfig c;
@@ -121,6 +124,7 @@ int run_train(int argc, char** argv) {
   c.checkpoint_dir = args.get("checkpoint_dir", c.checkpoint_dir);
   c.run_dir = args.get("run_dir", c.run_dir);
   c.resume = args.get("resume", c.resume);
+  c.init_weights = args.get("init_weights", c.init_weights);
   c.max_steps = args.get_int("max_steps", c.max_steps);
   c.synthetic_blur = args.has("synthetic_blur");
   c.skip_bad = args.has("skip_bad");
