@@ -65,10 +65,11 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
   };
   const Case cases[] = {{{2, 3, 5, 1}, 5},   {{1, 7, 3, 17}, 13}, {{2, 5, 9, 33}, 7},
                         {{1, 4, 6, 70}, 6},  {{2, 13, 4, 8}, 3},  {{1, 3, 11, 130}, 32},
-                        {{3, 16, 16, 16}, 12}, {{1, 3, 176, 176}, 8}, {{1, 16, 176, 176}, 8},
+                        {{3, 16, 16, 16}, 12}, {{1, 3, 176, 176}, 8}, {{3, 16, 176, 176}, 8},
                         {{1, 8, 88, 88}, 16},
-                        // Planes over 4 MB padded: the weight gradient takes one sample a job.
-                        {{2, 24, 176, 176}, 8}};
+                        // The weight gradient stacks samples whose padded planes take 4 MB or
+                        // less: 3 x 16 channels go 2 and 1 a job, 2 x 32 channels 1 a job.
+                        {{2, 32, 176, 176}, 8}};
   for (const auto* isa : cpu::supported_conv2d_isas())
     for (int k : {1, 3})
       for (const Case& c : cases) {
@@ -97,9 +98,9 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
         isa->forward(xf_view, wf.data(), bf.data(), k, view(y, ys));
         isa->backward_weight(xf_view, view(gyf, ys), k, gw.data());
         for (float& v : gw) v -= 0.5f;  // pre-filled: the kernel adds
-        // Float sums of at most 16 * 9 products of values in [-1, 1] (forward) and of
-        // 3 * 16 * 16 or 130 * 11 pixel products (weight gradient): rounding stays below
-        // ~1e-6 and ~1e-4 of those sums' scale.
+        // Float sums of at most 32 * 9 products of values in [-1, 1] (forward) and sums of up
+        // to 3 * 176 * 176 pixel products (weight gradient: float over at most 64 vectors or a
+        // row, then double): rounding stays below ~1e-6 and ~1e-4 of those sums' scale.
         CHECK(expect_close(to_double(y), y_ref, 2e-5, 1e-5, what + " forward"));
         CHECK(expect_close(to_double(gw), gw_ref, 2e-4, 1e-5, what + " weight grad"));
       }

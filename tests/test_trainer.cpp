@@ -260,8 +260,8 @@ TEST_CASE("trainer: bad data and bad checkpoints fail naming the file", "[traine
     wider.base = 16;
     wider.init_weights = (fs::path(c.checkpoint_dir) / "last.safetensors").string();
     CHECK_THROWS_WITH(run_training(wider, kQuiet),
-                      Catch::Contains("last.safetensors: a DeblurUNet of width 8") &&
-                          Catch::Contains("give --base 8"));
+                      Catch::Contains("last.safetensors: enc1.conv1.weight is [8, 3, 3, 3]") &&
+                          Catch::Contains("this run builds width 16 (--base)"));
   }
   SECTION("--device cuda without a GPU") {
     c.device = "cuda";
@@ -302,9 +302,27 @@ TEST_CASE("trainer: --init_weights starts a new run from a model's weights", "[t
     REQUIRE(start.size() == want.size());
     CHECK(start != got);
   }
-  std::ifstream params((fs::path(carried.run_dir) / "params.json").string());
-  const std::string text((std::istreambuf_iterator<char>(params)), std::istreambuf_iterator<char>());
-  CHECK_THAT(text, Catch::Contains("\"init_weights\":\"" + a.best_checkpoint + "\""));
+  // params.json says where the run began, also once the run is resumed.
+  const auto params_json = [&] {
+    std::ifstream in((fs::path(carried.run_dir) / "params.json").string());
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string recorded = "\"init_weights\":\"" + a.best_checkpoint + "\"";
+  CHECK_THAT(params_json(), Catch::Contains(recorded));
+  TrainConfig resumed = carried;
+  resumed.init_weights.clear();
+  resumed.resume = (fs::path(carried.checkpoint_dir) / "last.safetensors").string();
+  resumed.max_steps = 3;
+  CHECK(run_training(resumed, kQuiet).steps == 3);
+  CHECK_THAT(params_json(), Catch::Contains(recorded));
+  // The command line's flag reaches the trainer (which refuses it beside --resume at once).
+  const testing::CliRun cli = testing::run_cli(
+      "train --train_data " + testing::shell_quoted(dir / "train") + " --test_data " +
+      testing::shell_quoted(dir / "val") + " --init_weights " +
+      testing::shell_quoted(a.best_checkpoint) + " --resume " +
+      testing::shell_quoted(a.best_checkpoint));
+  CHECK(cli.exit_code != 0);
+  CHECK_THAT(cli.err, Catch::Contains("give one of them"));
 }
 
 TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and exits 130",

@@ -195,8 +195,9 @@ void check_same_run(const SafetensorsFile& file, const std::string& path, const 
                "differ:", differences);
 }
 
-// Restores weights, optimizer moments and the run state from a checkpoint.
-RunState resume_from(const std::string& path, const TrainConfig& config, DeblurUNet& model,
+// Restores weights, optimizer moments and the run state from a checkpoint, and the run's
+// --init_weights into config, so params.json goes on saying where the run began.
+RunState resume_from(const std::string& path, TrainConfig& config, DeblurUNet& model,
                      AdamW& optimizer) {
   const SafetensorsFile file = read_safetensors(path);
   const auto format = file.metadata.find("format");
@@ -204,6 +205,8 @@ RunState resume_from(const std::string& path, const TrainConfig& config, DeblurU
                ": not a deblur training checkpoint (metadata 'format' should be '",
                kCheckpointFormat, "')");
   check_same_run(file, path, config);
+  config.init_weights =
+      nlohmann::json::parse(file.metadata.at("config")).value("init_weights", std::string());
   model.load_state(model_weights(file), path);
   RunState state;
   state.epoch = meta_number<int64_t>(file, "epoch", path);
@@ -477,9 +480,9 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
     const SafetensorsFile init = model_weights(read_safetensors(config.init_weights));
     // A width mismatch says so, rather than listing every tensor's shape.
     if (const TensorRecord* first = init.find("enc1.conv1.weight"); first && !first->shape.empty())
-      DEBLUR_CHECK(first->shape[0] == config.base, config.init_weights, ": a DeblurUNet of width ",
-                   first->shape[0], " (enc1.conv1.weight ", shape_string(first->shape),
-                   "); this run builds width ", config.base, ": give --base ", first->shape[0]);
+      DEBLUR_CHECK(first->shape[0] == config.base, config.init_weights, ": enc1.conv1.weight is ",
+                   shape_string(first->shape), ", a network of width ", first->shape[0],
+                   "; this run builds width ", config.base, " (--base)");
     model.load_state(init, config.init_weights);
     log("starting from the weights of " + config.init_weights, false);
   }

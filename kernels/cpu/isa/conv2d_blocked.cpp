@@ -255,7 +255,8 @@ void forward(NchwView<const float> x, const float* weight, const float* bias, in
 
 // --- weight gradient
 
-// Float partial sums are flushed into double lanes every kFlushVectors vector steps: the
+// Float partial sums are flushed into double lanes after the whole rows that make up at most
+// kFlushVectors vector steps (after every row, where a row is longer): the
 // weight gradient is a sum of 10^5 to 10^6 products that nearly cancel (GroupNorm's backward
 // leaves grad_y with zero mean per group), so long float sums would lose digits that matter.
 constexpr int64_t kFlushVectors = 64;
@@ -297,8 +298,9 @@ void weight_grad_job(const PaddedPlanes& gy, const PaddedPlanes& xp, const GradP
 #pragma GCC unroll 3
               for (int v = 0; v < K; ++v) {
                 // Loaded once for the kGradBlock FMAs (folded into each, it would be loaded
-                // kGradBlock times, mostly across cache lines: 1.3-1.6x slower).
-                const Vec xv = in_register(load(x_rows[u] + x0 + v));
+                // kGradBlock times, mostly across cache lines: 1.3-1.6x slower on AVX-512).
+                Vec xv = load(x_rows[u] + x0 + v);
+                if constexpr (kGradBlock > 1) xv = in_register(xv);
 #pragma GCC unroll 3
                 for (int o = 0; o < kGradBlock; ++o) acc[o][u * K + v] += g[o] * xv;
               }
@@ -326,8 +328,10 @@ void backward_weight_k(NchwView<const float> x, NchwView<const float> grad_y,
   // Each job sums over whole planes, so its reduction of lanes to sums (as costly as the
   // products at 16x16) is paid once per plane, not once per band of rows: a job's rows stream
   // from L2 or L3 while its accumulators stay in registers (whole planes ran the 256x256 levels
-  // 10-25% faster than 512 KB bands). Samples whose padded planes take 8 MB or less (the deep
-  // levels) go several per job, so the reduction is paid once for them all.
+  // 0-27% faster than 512 KB bands). Up to kStackBytes of samples' padded planes go through
+  // each job at once (the deep levels' samples, 4 MB or less, stack), so the reduction is paid
+  // once for them all.
+  if (x.n == 0 || in_c == 0 || out_c == 0 || height == 0 || width == 0) return;  // adds nothing
   constexpr int64_t kStackBytes = int64_t(8) << 20;
   const int64_t sample_bytes =
       (in_c * (height + 2 * pad) + blocks * kGradBlock * height) * (stride + 2 * pad) * 4;

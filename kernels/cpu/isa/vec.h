@@ -27,7 +27,7 @@ inline void store(float* p, Vec v) {
 // v, pinned to a register: the compiler may otherwise re-load a value it was given once for each
 // of its uses (a memory operand per FMA), which turns a register-bound loop into a load-bound one.
 inline Vec in_register(Vec v) {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__) || defined(__SSE2__)
   asm("" : "+v"(v));
 #elif defined(__aarch64__)
   asm("" : "+w"(v));
