@@ -9,6 +9,7 @@
 
 #include <cublas_v2.h>
 #include <cudnn.h>
+#include <dlfcn.h>
 
 #include <climits>
 #include <cstddef>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cuda_allocator.h"
@@ -31,17 +33,64 @@
                             std::to_string(__LINE__) + ": " + cudnnGetErrorString(status_)); \
   } while (0)
 
-#define DEBLUR_CUBLAS_CHECK(call)                                                              \
-  do {                                                                                         \
-    const cublasStatus_t status_ = (call);                                                     \
-    if (status_ != CUBLAS_STATUS_SUCCESS)                                                      \
-      throw ::deblur::Error(std::string(#call) + " failed at " __FILE__ ":" +                  \
-                            std::to_string(__LINE__) + ": " + cublasGetStatusString(status_)); \
+#define DEBLUR_CUBLAS_CHECK(call)                                                             \
+  do {                                                                                        \
+    const cublasStatus_t status_ = (call);                                                    \
+    if (status_ != CUBLAS_STATUS_SUCCESS)                                                     \
+      throw ::deblur::Error(std::string(#call) + " failed at " __FILE__ ":" +                 \
+                            std::to_string(__LINE__) + ": " + cublas().status_string(status_)); \
   } while (0)
+
+// The name a cuBLAS entry point has in the library: cublas_v2.h maps some names to "_v2" ones
+// with macros, which this expands.
+#define DEBLUR_CUBLAS_SYMBOL_(name) #name
+#define DEBLUR_CUBLAS_SYMBOL(name) DEBLUR_CUBLAS_SYMBOL_(name)
 
 namespace deblur::cudnn {
 
 namespace {
+
+// cuBLAS, opened on first use (dlopen) rather than linked: the libcublasLt it needs adds about
+// 150 MB of resident memory to every process that maps it, and only the 1x1 path of this file
+// calls it. DEBLUR_CUBLAS_LIBRARY is the file CMake found; the library's soname is tried next,
+// for a binary moved to a machine whose loader path has cuBLAS elsewhere.
+struct CublasApi {
+  decltype(&cublasCreate) create;
+  decltype(&cublasSetMathMode) set_math_mode;
+  decltype(&cublasSetStream) set_stream;
+  decltype(&cublasGetStatusString) status_string;
+  decltype(&cublasSgemm) sgemm;
+  decltype(&cublasSgemmStridedBatched) sgemm_strided_batched;
+};
+
+CublasApi open_cublas() {
+  const std::string path = DEBLUR_CUBLAS_LIBRARY;
+  void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library) {
+    const std::string first_error = dlerror();
+    const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    library = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
+    DEBLUR_CHECK(library, "conv2d (cublas): cannot load cuBLAS: ", first_error);
+  }
+  CublasApi api{};
+  const auto bind = [&](auto& entry, const char* name) {
+    entry = reinterpret_cast<std::remove_reference_t<decltype(entry)>>(dlsym(library, name));
+    DEBLUR_CHECK(entry, "conv2d (cublas): ", path, " has no ", name);
+  };
+  bind(api.create, DEBLUR_CUBLAS_SYMBOL(cublasCreate));
+  bind(api.set_math_mode, DEBLUR_CUBLAS_SYMBOL(cublasSetMathMode));
+  bind(api.set_stream, DEBLUR_CUBLAS_SYMBOL(cublasSetStream));
+  bind(api.status_string, DEBLUR_CUBLAS_SYMBOL(cublasGetStatusString));
+  bind(api.sgemm, DEBLUR_CUBLAS_SYMBOL(cublasSgemm));
+  bind(api.sgemm_strided_batched, DEBLUR_CUBLAS_SYMBOL(cublasSgemmStridedBatched));
+  return api;
+}
+
+// Opened once; a failure throws and the next call tries again.
+const CublasApi& cublas() {
+  static const CublasApi api = open_cublas();
+  return api;
+}
 
 using ConstView = cpu::NchwView<const float>;
 using View = cpu::NchwView<float>;
@@ -138,12 +187,12 @@ cudnnHandle_t cudnn_handle(State& s) {
 
 cublasHandle_t cublas_handle(State& s) {
   if (!s.cublas) {
-    DEBLUR_CUBLAS_CHECK(cublasCreate(&s.cublas));
+    DEBLUR_CUBLAS_CHECK(cublas().create(&s.cublas));
     // Under the default math mode cublasSgemm computes in float32 (TF32 needs
     // CUBLAS_TF32_TENSOR_OP_MATH), and it is the fast mode: the fair GEMM baseline.
-    DEBLUR_CUBLAS_CHECK(cublasSetMathMode(s.cublas, CUBLAS_DEFAULT_MATH));
+    DEBLUR_CUBLAS_CHECK(cublas().set_math_mode(s.cublas, CUBLAS_DEFAULT_MATH));
   }
-  DEBLUR_CUBLAS_CHECK(cublasSetStream(s.cublas, cuda_stream()));
+  DEBLUR_CUBLAS_CHECK(cublas().set_stream(s.cublas, cuda_stream()));
   return s.cublas;
 }
 
@@ -241,6 +290,10 @@ bool available() {
 
 void require(const char*) {}
 
+void load_cublas() {
+  cublas();
+}
+
 void conv2d_forward(ConstView x, const float* weight, const float* bias, int kernel, View y,
                     Library library) {
   State& s = state();
@@ -252,7 +305,7 @@ void conv2d_forward(ConstView x, const float* weight, const float* bias, int ker
     // Column-major, per sample: y[n] (HW x O) = x[n] (HW x I) * W^T (I x O); W is shared
     // (stride 0) and the samples lie batch_stride apart.
     const int plane = to_int(x.h * x.w, "plane");
-    DEBLUR_CUBLAS_CHECK(cublasSgemmStridedBatched(
+    DEBLUR_CUBLAS_CHECK(cublas().sgemm_strided_batched(
         cublas_handle(s), CUBLAS_OP_N, CUBLAS_OP_N, plane, to_int(y.c, "channels"),
         to_int(x.c, "channels"), &kOne, x.data, plane, x.batch_stride, weight,
         to_int(x.c, "channels"), 0, &kZero, y.data, plane, y.batch_stride, to_int(x.n, "batch")));
@@ -277,7 +330,7 @@ void conv2d_backward_input(ConstView grad_y, const float* weight, int kernel, Vi
     // Column-major, per sample: dx[n] (HW x I) = dy[n] (HW x O) * W (O x I); W's row-major
     // [O, I] reads as column-major I x O, hence op T.
     const int plane = to_int(grad_y.h * grad_y.w, "plane");
-    DEBLUR_CUBLAS_CHECK(cublasSgemmStridedBatched(
+    DEBLUR_CUBLAS_CHECK(cublas().sgemm_strided_batched(
         cublas_handle(s), CUBLAS_OP_N, CUBLAS_OP_T, plane, to_int(grad_x.c, "channels"),
         to_int(grad_y.c, "channels"), &kOne, grad_y.data, plane, grad_y.batch_stride, weight,
         to_int(grad_x.c, "channels"), 0, &kZero, grad_x.data, plane, grad_x.batch_stride,
@@ -307,7 +360,7 @@ void conv2d_backward_params(ConstView x, ConstView grad_y, int kernel, float* gr
     const int plane = to_int(x.h * x.w, "plane"), in_c = to_int(x.c, "channels"),
               out_c = to_int(grad_y.c, "channels");
     for (int64_t n = 0; n < x.n; ++n)
-      DEBLUR_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, in_c, out_c, plane, &kOne,
+      DEBLUR_CUBLAS_CHECK(cublas().sgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, in_c, out_c, plane, &kOne,
                                       x.sample(n), plane, grad_y.sample(n), plane, &kOne,
                                       grad_weight, in_c));
   } else if (grad_weight) {
@@ -331,6 +384,10 @@ namespace deblur::cudnn {
 
 bool available() {
   return false;
+}
+
+void load_cublas() {
+  require("load_cublas");
 }
 
 void require(const char* who) {

@@ -30,6 +30,11 @@ bool available();
 // Throws deblur::Error ("<who>: this build has no cuDNN (...)") unless available().
 void require(const char* who);
 
+// Opens cuBLAS now, if it is not open yet; throws deblur::Error naming the library where it
+// cannot. The functions below open it on their first cuBLAS call: a process that never takes the
+// 1x1 GEMM path never maps cuBLAS and the ~150 MB of libcublasLt it brings.
+void load_cublas();
+
 // Which library runs a convolution. Auto is what the conv2d op uses: cuBLAS for 1x1 (a GEMM per
 // sample: y[n] = W[O, I] * x[n][I, H*W]), cuDNN for 3x3. Cublas takes kernel 1 only.
 enum class Library { Auto, Cudnn, Cublas };

@@ -4,6 +4,10 @@
 // --device cpu). The cuDNN path itself is checked on a GPU: tests/sim/test_cudnn_conv.cpp.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
+#include <string>
+
 #include "engine/check.h"
 #include "engine/conv_backend.h"
 #include "engine/cudnn_conv.h"
@@ -88,4 +92,23 @@ TEST_CASE("conv_backend: deblur infer --conv-backend help, bad values, cudnn whe
   const CliRun native = run_cli(kInferArgs + " --conv_backend=native");
   CHECK(native.exit_code == 1);
   CHECK_THAT(native.err, !Catch::Contains("conv"));
+}
+
+TEST_CASE("conv_backend: cuBLAS is mapped only once its path needs it", "[conv_backend]") {
+  // ctest runs each test case in a process of its own: nothing before this has used cuBLAS.
+  if (!cudnn::available()) {
+    CHECK_THROWS_WITH(cudnn::load_cublas(), Catch::Contains("this build has no cuDNN"));
+    return;
+  }
+  const auto cublas_mapped = [] {
+    std::ifstream maps("/proc/self/maps");
+    const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+    return text.find("libcublas") != std::string::npos;
+  };
+  // A CPU forward in a CUDA build with cuDNN: no cuBLAS (nor the libcublasLt it loads).
+  const Tensor y = conv2d(random_tensor({1, 4, 8, 8}, 1), random_tensor({4, 4, 1, 1}, 2), Tensor());
+  CHECK(y.numel() == 4 * 64);
+  CHECK_FALSE(cublas_mapped());
+  cudnn::load_cublas();  // finds the library and every entry point the 1x1 path calls
+  CHECK(cublas_mapped());
 }
