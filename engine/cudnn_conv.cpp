@@ -50,10 +50,12 @@ namespace deblur::cudnn {
 
 namespace {
 
-// cuBLAS, opened on first use (dlopen) rather than linked: the libcublasLt it needs adds about
-// 150 MB of resident memory to every process that maps it, and only the 1x1 path of this file
-// calls it. DEBLUR_CUBLAS_LIBRARY is the file CMake found; the library's soname is tried next,
-// for a binary moved to a machine whose loader path has cuBLAS elsewhere.
+// cuBLAS, opened on first use (dlopen) rather than linked: the libcublasLt it needs is about
+// 150 MB resident once mapped, and only the 1x1 path of this file calls cuBLAS. Found as a link
+// would find it: by soname (the major version the headers are, through LD_LIBRARY_PATH, the
+// binary's run path and the loader's cache, reusing a copy already loaded, so libcublas and
+// libcublasLt come from one place), else the same version in the folder CMake found cuBLAS in
+// (DEBLUR_CUBLAS_LIBRARY).
 struct CublasApi {
   decltype(&cublasCreate) create;
   decltype(&cublasSetMathMode) set_math_mode;
@@ -64,18 +66,26 @@ struct CublasApi {
 };
 
 CublasApi open_cublas() {
-  const std::string path = DEBLUR_CUBLAS_LIBRARY;
-  void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+  const std::string found = DEBLUR_CUBLAS_LIBRARY;
+  const std::string fallback = found.substr(0, found.rfind('/') + 1) + soname;
+  std::string opened = soname;
+  void* library = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!library) {
-    const std::string first_error = dlerror();
-    const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-    library = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
-    DEBLUR_CHECK(library, "conv2d (cublas): cannot load cuBLAS: ", first_error);
+    const std::string soname_error = dlerror();
+    opened = fallback;
+    library = dlopen(fallback.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!library)
+      throw Error(detail::concat("conv2d (cublas): cannot load cuBLAS: ", soname_error, "; ",
+                                 dlerror()));
   }
   CublasApi api{};
   const auto bind = [&](auto& entry, const char* name) {
     entry = reinterpret_cast<std::remove_reference_t<decltype(entry)>>(dlsym(library, name));
-    DEBLUR_CHECK(entry, "conv2d (cublas): ", path, " has no ", name);
+    if (!entry) {
+      dlclose(library);
+      throw Error(detail::concat("conv2d (cublas): ", opened, " has no ", name));
+    }
   };
   bind(api.create, DEBLUR_CUBLAS_SYMBOL(cublasCreate));
   bind(api.set_math_mode, DEBLUR_CUBLAS_SYMBOL(cublasSetMathMode));

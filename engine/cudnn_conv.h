@@ -31,8 +31,9 @@ bool available();
 void require(const char* who);
 
 // Opens cuBLAS now, if it is not open yet; throws deblur::Error naming the library where it
-// cannot. The functions below open it on their first cuBLAS call: a process that never takes the
-// 1x1 GEMM path never maps cuBLAS and the ~150 MB of libcublasLt it brings.
+// cannot. The functions below open it on their first cuBLAS call, so a process that never takes
+// the 1x1 GEMM path does not map cuBLAS (nor the ~150 MB of libcublasLt it brings) through this
+// file; cuDNN's own engines may still load libcublasLt when they run.
 void load_cublas();
 
 // Which library runs a convolution. Auto is what the conv2d op uses: cuBLAS for 1x1 (a GEMM per

@@ -95,7 +95,8 @@ TEST_CASE("conv_backend: deblur infer --conv-backend help, bad values, cudnn whe
 }
 
 TEST_CASE("conv_backend: cuBLAS is mapped only once its path needs it", "[conv_backend]") {
-  // ctest runs each test case in a process of its own: nothing before this has used cuBLAS.
+  // ctest runs each test case in a process of its own: nothing before this has used cuBLAS
+  // (run all cases in one process, a case that ran the GPU's 1x1 path first would fail this).
   if (!cudnn::available()) {
     CHECK_THROWS_WITH(cudnn::load_cublas(), Catch::Contains("this build has no cuDNN"));
     return;
@@ -105,8 +106,11 @@ TEST_CASE("conv_backend: cuBLAS is mapped only once its path needs it", "[conv_b
     const std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
     return text.find("libcublas") != std::string::npos;
   };
-  // A CPU forward in a CUDA build with cuDNN: no cuBLAS (nor the libcublasLt it loads).
-  const Tensor y = conv2d(random_tensor({1, 4, 8, 8}, 1), random_tensor({4, 4, 1, 1}, 2), Tensor());
+  // A 1x1 forward on a CPU tensor under the cudnn backend, in a build with cuDNN: no cuBLAS.
+  BackendGuard guard;
+  set_conv_backend(ConvBackend::Cudnn);
+  const Tensor y =
+      conv2d(random_tensor({1, 4, 8, 8}, 1), random_tensor({4, 4, 1, 1}, 2), Tensor());
   CHECK(y.numel() == 4 * 64);
   CHECK_FALSE(cublas_mapped());
   cudnn::load_cublas();  // finds the library and every entry point the 1x1 path calls
