@@ -253,6 +253,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+            f.write("\n")
         print(f"wrote {args.json}")
 
 
