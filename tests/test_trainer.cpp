@@ -7,12 +7,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "engine/check.h"
+#include "engine/file_io.h"
 #include "engine/safetensors.h"
 #include "infer/image_io.h"
 #include "infer/metrics.h"
@@ -304,8 +304,9 @@ TEST_CASE("trainer: --init_weights starts a new run from a model's weights", "[t
   }
   // params.json says where the run began, also once the run is resumed.
   const auto params_json = [&] {
-    std::ifstream in((fs::path(carried.run_dir) / "params.json").string());
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const std::vector<uint8_t> bytes =
+        read_file((fs::path(carried.run_dir) / "params.json").string());
+    return std::string(bytes.begin(), bytes.end());
   };
   const std::string recorded = "\"init_weights\":\"" + a.best_checkpoint + "\"";
   CHECK_THAT(params_json(), Catch::Contains(recorded));

@@ -178,8 +178,10 @@ T meta_number(const SafetensorsFile& file, const std::string& key, const std::st
 }
 
 // The settings a resumed run must share with the run it continues: any other value would make
-// it a different run (other batches, schedule or network), not the same one carried on.
-void check_same_run(const SafetensorsFile& file, const std::string& path, const TrainConfig& c) {
+// it a different run (other batches, schedule or network), not the same one carried on. Returns
+// the checkpoint's configuration.
+nlohmann::json check_same_run(const SafetensorsFile& file, const std::string& path,
+                              const TrainConfig& c) {
   const auto it = file.metadata.find("config");
   DEBLUR_CHECK(it != file.metadata.end(), path, ": no 'config' in its metadata");
   const nlohmann::json saved = nlohmann::json::parse(it->second, nullptr, false);
@@ -193,6 +195,7 @@ void check_same_run(const SafetensorsFile& file, const std::string& path, const 
                                     " in the checkpoint, ", now[key].dump(), " now");
   DEBLUR_CHECK(differences.empty(), path, ": --resume continues a run with its own settings; these "
                "differ:", differences);
+  return saved;
 }
 
 // Restores weights, optimizer moments and the run state from a checkpoint, and the run's
@@ -204,9 +207,8 @@ RunState resume_from(const std::string& path, TrainConfig& config, DeblurUNet& m
   DEBLUR_CHECK(format != file.metadata.end() && format->second == kCheckpointFormat, path,
                ": not a deblur training checkpoint (metadata 'format' should be '",
                kCheckpointFormat, "')");
-  check_same_run(file, path, config);
   config.init_weights =
-      nlohmann::json::parse(file.metadata.at("config")).value("init_weights", std::string());
+      check_same_run(file, path, config).value("init_weights", std::string());
   model.load_state(model_weights(file), path);
   RunState state;
   state.epoch = meta_number<int64_t>(file, "epoch", path);
