@@ -352,7 +352,7 @@ TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and ex
   CHECK_THAT(runs.out, Catch::Contains("deblur_unet") && Catch::Contains("KILLED"));
 }
 
-TEST_CASE("camera-shake blur: normalised thin kernels, deterministic, blurs a patch",
+TEST_CASE("camera-shake blur: normalised thin centred kernels, deterministic, blurs a patch",
           "[trainer][synthetic_blur]") {
   for (uint64_t seed = 0; seed < 20; ++seed) {
     const BlurKernel k = camera_shake_kernel(seed, 31);
@@ -367,6 +367,15 @@ TEST_CASE("camera-shake blur: normalised thin kernels, deterministic, blurs a pa
     }
     CHECK(sum == Approx(1.0).epsilon(1e-5));
     CHECK(nonzero < k.size * k.size);  // a curve, not a box
+    // Centred on its centroid: the blur does not move the image.
+    double centroid_x = 0.0, centroid_y = 0.0;
+    for (int64_t y = 0; y < k.size; ++y)
+      for (int64_t x = 0; x < k.size; ++x) {
+        centroid_x += k.weights[static_cast<size_t>(y * k.size + x)] * double(x - k.size / 2);
+        centroid_y += k.weights[static_cast<size_t>(y * k.size + x)] * double(y - k.size / 2);
+      }
+    CHECK(std::abs(centroid_x) < 1e-3);
+    CHECK(std::abs(centroid_y) < 1e-3);
     CHECK(camera_shake_kernel(seed, 31).weights == k.weights);
   }
   const int64_t p = 64;

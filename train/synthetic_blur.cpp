@@ -60,26 +60,35 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
   const int length = std::max(2, static_cast<int>(steps * (0.4 + 0.6 * uniform(rng))));
   path.resize(static_cast<size_t>(length));
 
-  // Scale the path into the kernel (a random extent up to the largest size) around its centre.
-  double min_x = 1e300, max_x = -1e300, min_y = 1e300, max_y = -1e300;
+  // Scale the path into the kernel around its centroid (the time-weighted mean position), so
+  // the blur does not move the image: a kernel centred on anything else shifts the blurry
+  // patch against its sharp one by up to a few pixels, a displacement the network could only
+  // guess. The path's larger side spans a random `target` pixels, less where the widest reach
+  // from the centroid would not fit the largest kernel.
+  std::complex<double> centroid = 0.0;
+  for (const auto& p : path) centroid += p;
+  centroid /= static_cast<double>(path.size());
+  double min_x = 1e300, max_x = -1e300, min_y = 1e300, max_y = -1e300, reach = 1e-9;
   for (const auto& p : path) {
     min_x = std::min(min_x, p.real()), max_x = std::max(max_x, p.real());
     min_y = std::min(min_y, p.imag()), max_y = std::max(max_y, p.imag());
+    reach = std::max({reach, std::abs(p.real() - centroid.real()),
+                      std::abs(p.imag() - centroid.imag())});
   }
   const double extent = std::max({max_x - min_x, max_y - min_y, 1e-9});
   const double target = 1.0 + (double(max_size) - 3.0) * (0.25 + 0.75 * uniform(rng));
-  const double scale = target / extent;  // the path's larger side spans `target` pixels
-  int64_t size = static_cast<int64_t>(std::ceil(target)) + 3;
-  size += 1 - size % 2;
-  size = std::min(size, max_size);
-  const double cx = (min_x + max_x) / 2, cy = (min_y + max_y) / 2;
+  const double max_half = (double(max_size) - 3.0) / 2.0;  // one pixel each side for splatting
+  const double scale = std::min(target / extent, max_half / reach);
+  const int64_t size =
+      std::min(2 * static_cast<int64_t>(std::ceil(reach * scale)) + 3, max_size);  // odd
   const double centre = (size - 1) / 2.0;
 
   BlurKernel kernel;
   kernel.size = size;
   kernel.weights.assign(static_cast<size_t>(size * size), 0.0f);
   for (const auto& p : path) {
-    const double x = centre + (p.real() - cx) * scale, y = centre + (p.imag() - cy) * scale;
+    const double x = centre + (p.real() - centroid.real()) * scale;
+    const double y = centre + (p.imag() - centroid.imag()) * scale;
     const int64_t x0 = static_cast<int64_t>(std::floor(x)), y0 = static_cast<int64_t>(std::floor(y));
     const double fx = x - x0, fy = y - y0;
     for (int dy = 0; dy <= 1; ++dy)

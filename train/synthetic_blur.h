@@ -6,7 +6,8 @@
 // walk of a point whose velocity keeps its inertia, takes a Gaussian kick and, now and then, an
 // impulsive jerk, and is pulled back towards the start (a hand holds the camera). The exposure
 // covers a random portion of the trajectory; the blur kernel is the time the point spends at
-// each position (bilinear splatting onto a grid), normalised to sum 1. As GoPro's blurry frames
+// each position (bilinear splatting onto a grid), normalised to sum 1 and centred on its
+// centroid, so the blurry image is not shifted against the sharp one. As GoPro's blurry frames
 // average consecutive sharp frames of light, the kernel is applied to linear intensities (the
 // patch's [0, 1] values to the power 2.2, and back), with reflected borders. Then Gaussian sensor
 // noise. Every draw comes from one seed.
