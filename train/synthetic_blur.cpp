@@ -154,7 +154,7 @@ void apply_camera_shake(const float* sharp, float* blur, int64_t width, int64_t 
 }
 
 void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed) {
-  int64_t max_kernel = std::clamp<int64_t>(patch / 8, 3, 31);
+  int64_t max_kernel = std::clamp<int64_t>(patch / 4, 3, 31);
   max_kernel += 1 - max_kernel % 2;
   apply_camera_shake(sharp, blur, patch, patch, max_kernel, seed);
 }

@@ -33,8 +33,9 @@ void apply_camera_shake(const float* sharp, float* blur, int64_t width, int64_t 
                         int64_t max_kernel, uint64_t seed);
 
 // apply_camera_shake on one [3, patch, patch] patch in [-1, 1] (SynthesizeBlur's
-// signature, train/loader.h): the kernel's largest size grows with the patch (patch / 8, at
-// most 31).
+// signature, train/loader.h). The largest kernel is make-dataset's default, 31, as patches are
+// crops of photos at the validation images' scale and should see their blur; patches under 124
+// pixels get at most a quarter of their side.
 void synthesize_camera_shake(const float* sharp, float* blur, int64_t patch, uint64_t seed);
 
 }  // namespace deblur::train
