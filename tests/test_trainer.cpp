@@ -378,6 +378,11 @@ TEST_CASE("camera-shake blur: normalised thin centred kernels, deterministic, bl
     CHECK(std::abs(centroid_y) < 1e-3);
     CHECK(camera_shake_kernel(seed, 31).weights == k.weights);
   }
+  for (uint64_t seed = 0; seed < 20; ++seed) {  // the smallest kernel still blurs
+    const BlurKernel k = camera_shake_kernel(seed, 3);
+    REQUIRE(k.size == 3);
+    CHECK(std::count_if(k.weights.begin(), k.weights.end(), [](float w) { return w > 0.0f; }) > 1);
+  }
   const int64_t p = 64;
   std::vector<float> sharp(3 * p * p), blur(sharp.size()), again(sharp.size());
   for (int64_t i = 0; i < p * p * 3; ++i) sharp[i] = ((i / 8 + i / (8 * p)) % 2) ? 0.8f : -0.8f;

@@ -77,7 +77,9 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
   }
   const double extent = std::max({max_x - min_x, max_y - min_y, 1e-9});
   const double target = 1.0 + (double(max_size) - 3.0) * (0.25 + 0.75 * uniform(rng));
-  const double max_half = (double(max_size) - 3.0) / 2.0;  // one pixel each side for splatting
+  // Half a pixel inside the edge: bilinear splatting then lands inside the kernel, and a
+  // 3x3 kernel still blurs.
+  const double max_half = (double(max_size) - 2.0) / 2.0;
   const double scale = std::min(target / extent, max_half / reach);
   const int64_t size =
       std::min(2 * static_cast<int64_t>(std::ceil(reach * scale)) + 3, max_size);  // odd
@@ -89,15 +91,13 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
   for (const auto& p : path) {
     const double x = centre + (p.real() - centroid.real()) * scale;
     const double y = centre + (p.imag() - centroid.imag()) * scale;
+    // x and y lie in [0.5, size - 1.5], so both splat rows and columns are inside.
     const int64_t x0 = static_cast<int64_t>(std::floor(x)), y0 = static_cast<int64_t>(std::floor(y));
     const double fx = x - x0, fy = y - y0;
     for (int dy = 0; dy <= 1; ++dy)
-      for (int dx = 0; dx <= 1; ++dx) {
-        const int64_t kx = x0 + dx, ky = y0 + dy;
-        if (kx < 0 || ky < 0 || kx >= size || ky >= size) continue;
-        kernel.weights[static_cast<size_t>(ky * size + kx)] +=
+      for (int dx = 0; dx <= 1; ++dx)
+        kernel.weights[static_cast<size_t>((y0 + dy) * size + x0 + dx)] +=
             static_cast<float>((dx ? fx : 1 - fx) * (dy ? fy : 1 - fy));
-      }
   }
   double sum = 0.0;
   for (float w : kernel.weights) sum += w;
