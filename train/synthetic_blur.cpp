@@ -76,7 +76,9 @@ BlurKernel camera_shake_kernel(uint64_t seed, int64_t max_size) {
                       std::abs(p.imag() - centroid.imag())});
   }
   const double extent = std::max({max_x - min_x, max_y - min_y, 1e-9});
-  const double target = 1.0 + (double(max_size) - 3.0) * (0.25 + 0.75 * uniform(rng));
+  // Uniform from a pixel (nearly sharp) up: with no mild blur in training, a model never sees
+  // fine detail in its input and learns to smooth it away, sharp photos included.
+  const double target = 1.0 + (double(max_size) - 3.0) * uniform(rng);
   // Half a pixel inside the edge: bilinear splatting then lands inside the kernel, and a
   // 3x3 kernel still blurs.
   const double max_half = (double(max_size) - 2.0) / 2.0;
