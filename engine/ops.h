@@ -31,6 +31,8 @@ Tensor scale(const Tensor& x, float factor, float shift = 0.0f);  // factor * x 
 Tensor clamp(const Tensor& x, float lo, float hi);                // grad passes where lo <= x <= hi
 Tensor mean(const Tensor& x);                           // of all elements, shape [1, 1, 1, 1]
 void accumulate(const Tensor& dst, const Tensor& src);  // dst += src, in place, no autograd
+// dst += weight * (src - dst), in place, no autograd (a moving average of weights, train/ema.h)
+void lerp(const Tensor& dst, const Tensor& src, float weight);
 
 // --- engine/ops/resample.cpp
 Tensor max_pool2d(const Tensor& x);           // 2x2 window, stride 2, floor; first max wins ties

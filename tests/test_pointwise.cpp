@@ -42,6 +42,23 @@ TEST_CASE("add and accumulate", "[add]") {
                                                                 Catch::Contains("[2, 3, 4, 6]"));
 }
 
+TEST_CASE("lerp moves a tensor toward another in place", "[lerp]") {
+  const Tensor target = random_tensor({2, 3, 4, 5}, 4);
+  const Tensor average = random_tensor({2, 3, 4, 5}, 5);
+  const std::vector<float> start = average.to_vector(), end = target.to_vector();
+  lerp(average, target, 0.25f);
+  std::vector<float> expected(start.size());
+  for (size_t k = 0; k < start.size(); ++k)
+    expected[k] = static_cast<float>(start[k] + 0.25 * (double(end[k]) - start[k]));
+  // Two float roundings (the difference, the product) and the sum's: a few ulps of |y| <= 1.
+  CHECK(expect_close(average.to_vector(), expected, 4e-7, 0, "lerp 0.25"));
+  CHECK(target.to_vector() == end);  // the target is only read
+  lerp(average, target, 1.0f);       // weight 1 lands on the target (to the rounding of y + (x - y))
+  CHECK(expect_close(average.to_vector(), end, 2.4e-7, 0, "lerp 1"));
+  CHECK_THROWS_WITH(lerp(average, random_tensor({2, 3, 4, 6}, 6), 0.5f),
+                    Catch::Contains("lerp") && Catch::Contains("[2, 3, 4, 6]"));
+}
+
 TEST_CASE("scale, clamp and mean kernels gradcheck", "[gradcheck][scale][clamp][mean]") {
   const Shape s{2, 3, 4, 5};
   const auto r = random_values(s.numel(), 21);

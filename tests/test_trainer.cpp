@@ -1,7 +1,7 @@
 // The trainer end to end on the CPU: a run stopped and resumed takes bitwise the same steps as
-// one that was not stopped; checkpoints, metrics.csv and metrics.png land where the trainer
-// says; overfitting one pair raises its PSNR; bad data and bad checkpoints fail with messages
-// that name the file.
+// one that was not stopped (with and without --ema's weight average); checkpoints, metrics.csv
+// and metrics.png land where the trainer says; overfitting one pair raises its PSNR; bad data
+// and bad checkpoints fail with messages that name the file.
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,8 @@
 #include "infer/predictor.h"
 #include "layers/deblur_unet.h"
 #include "tests/cli_testing.h"
+#include "tests/testing.h"
+#include "train/ema.h"
 #include "train/run_record.h"
 #include "train/synthetic_blur.h"
 #include "train/trainer.h"
@@ -324,6 +326,107 @@ TEST_CASE("trainer: --init_weights starts a new run from a model's weights", "[t
       testing::shell_quoted(a.best_checkpoint));
   CHECK(cli.exit_code != 0);
   CHECK_THAT(cli.err, Catch::Contains("give one of them"));
+}
+
+// PSNR of a model on the validation pair "a", as the trainer's validation computes it (val_tile 0).
+double psnr_on(const DeblurUNet& model, const fs::path& val) {
+  const Image out = Predictor(model, TileOptions{0, 0}).run(read_image((val / "blur" / "a.png").string()));
+  return compare_images(out, read_image((val / "sharp" / "a.png").string())).psnr;
+}
+
+TEST_CASE("weight average: moves (1 - decay) of the way each update; saves and restores both",
+          "[trainer][ema]") {
+  DeblurUNet model(8, 1);
+  WeightAverage average(model, 8, 0.75);
+  const std::vector<TensorRecord> start = model.state();
+  SafetensorsFile moved;  // the optimizer's weights, elsewhere: 2 w + 1
+  moved.tensors = start;
+  for (TensorRecord& r : moved.tensors)
+    for (float& v : r.values) v = 2.0f * v + 1.0f;
+  model.load_state(moved, "moved");
+  average.update();
+  average.update();
+  const std::vector<TensorRecord> averaged = average.average().state();
+  REQUIRE(averaged.size() == start.size());
+  for (size_t i = 0; i < start.size(); ++i) {
+    INFO(start[i].name);
+    std::vector<float> expected;
+    for (size_t k = 0; k < start[i].values.size(); ++k) {
+      const double from = start[i].values[k], to = moved.tensors[i].values[k];
+      expected.push_back(static_cast<float>(from + (1.0 - 0.75 * 0.75) * (to - from)));
+    }
+    // Two float lerps of values under 3 in size: a few roundings of 3 u each.
+    CHECK(testing::expect_close(averaged[i].values, expected, 1e-6, 0, start[i].name));
+  }
+  // A checkpoint holds the average under the reference names, the raw weights beside it.
+  SafetensorsFile file;
+  file.tensors = average.state();
+  REQUIRE(file.tensors.size() == 2 * start.size());
+  CHECK(file.find("enc1.conv1.weight")->values == averaged.front().values);
+  CHECK(file.find("optimizer.weights.enc1.conv1.weight")->values == moved.tensors.front().values);
+  CHECK(model_weights(file).tensors.size() == start.size());  // what infer and export load
+  DeblurUNet restored_model(8, 2);
+  WeightAverage restored(restored_model, 8, 0.75);
+  restored.load_state(file, "ckpt");
+  CHECK(restored_model.state().front().values == moved.tensors.front().values);
+  CHECK(restored.average().state().back().values == averaged.back().values);
+  SafetensorsFile without_raw;
+  without_raw.tensors = averaged;
+  CHECK_THROWS_WITH(restored.load_state(without_raw, "plain.safetensors"),
+                    Catch::Contains("plain.safetensors") && Catch::Contains("--ema"));
+  CHECK_THROWS_WITH(WeightAverage(model, 8, 1.0), Catch::Contains("[0, 1)"));
+}
+
+TEST_CASE("trainer --ema: validation and checkpoints use the average; resuming is bitwise",
+          "[trainer][ema]") {
+  ScratchDir dir;
+  write_dataset(dir / "train", 3, 40, 36);
+  write_dataset(dir / "val", 1, 48, 40);
+  const auto config = [&](const std::string& name, int64_t max_steps) {
+    TrainConfig c = small_config(dir, name);
+    c.ema = 0.5;  // far from the raw weights after a few steps
+    c.learning_rate = 1e-2;
+    c.max_steps = max_steps;
+    return c;
+  };
+  const TrainConfig unbroken = config("unbroken", 3);
+  const TrainResult a = run_training(unbroken, kQuiet);
+  TrainConfig first = config("resumed", 1);
+  CHECK(run_training(first, kQuiet).steps == 1);
+  TrainConfig second = config("resumed", 3);
+  second.resume = (fs::path(second.checkpoint_dir) / "last.safetensors").string();
+  CHECK(run_training(second, kQuiet).steps == 3);
+  const auto want = tensors_of(fs::path(unbroken.checkpoint_dir) / "last.safetensors");
+  const auto got = tensors_of(fs::path(second.checkpoint_dir) / "last.safetensors");
+  REQUIRE(want.size() == 82 * 4);  // the average, the raw weights and both moments
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(want[i].name);
+    CHECK(got[i].name == want[i].name);
+    CHECK(got[i].values == want[i].values);
+  }
+
+  // The best checkpoint's reported PSNR is the average's (its reference names), not the raw
+  // weights'.
+  const SafetensorsFile best = read_safetensors(a.best_checkpoint);
+  const std::unique_ptr<DeblurUNet> averaged = load_deblur_unet(a.best_checkpoint);
+  SafetensorsFile raw_file;
+  for (const TensorRecord& r : best.tensors)
+    if (r.name.rfind("optimizer.weights.", 0) == 0) {
+      raw_file.tensors.push_back(r);
+      raw_file.tensors.back().name.erase(0, std::string("optimizer.weights.").size());
+    }
+  DeblurUNet raw(8);
+  raw.load_state(raw_file, "raw");
+  const double reported = std::stod(best.metadata.at("psnr"));
+  CHECK(std::abs(psnr_on(*averaged, dir / "val") - reported) < 1e-4);
+  CHECK(std::abs(psnr_on(raw, dir / "val") - reported) > 1e-3);
+
+  // A run resumes only with the --ema it was started with.
+  TrainConfig other = config("resumed", 4);
+  other.ema = 0.0;
+  other.resume = second.resume;
+  CHECK_THROWS_WITH(run_training(other, kQuiet), Catch::Contains("--ema: 0.5 in the checkpoint"));
 }
 
 TEST_CASE("deblur train: Ctrl-C finishes the step, saves last.safetensors and exits 130",

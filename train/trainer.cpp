@@ -15,6 +15,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <optional>
 #include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -33,6 +34,7 @@
 #include "layers/deblur_unet.h"
 #include "train/dataset.h"
 #include "train/loader.h"
+#include "train/ema.h"
 #include "train/optimizer.h"
 #include "train/plot.h"
 #include "train/run_record.h"
@@ -130,10 +132,11 @@ struct EpochMetrics {
   double images_per_s = 0.0;   // training samples over the epoch's training time
 };
 
-void save_checkpoint(const std::string& path, DeblurUNet& model, const AdamW& optimizer,
-                     const TrainConfig& config, const RunState& state, const EpochMetrics& m,
-                     double lr) {
-  std::vector<TensorRecord> tensors = model.state();
+// The weights: the model's, or with --ema the average's and the raw ones (train/ema.h).
+void save_checkpoint(const std::string& path, DeblurUNet& model, WeightAverage* average,
+                     const AdamW& optimizer, const TrainConfig& config, const RunState& state,
+                     const EpochMetrics& m, double lr) {
+  std::vector<TensorRecord> tensors = average ? average->state() : model.state();
   for (TensorRecord& record : optimizer.state()) tensors.push_back(std::move(record));
   const std::map<std::string, std::string> metadata = {
       {"format", kCheckpointFormat},
@@ -193,6 +196,9 @@ nlohmann::json check_same_run(const SafetensorsFile& file, const std::string& pa
     if (saved.value(key, nlohmann::json()) != now[key])
       differences += detail::concat("\n  --", key, ": ", saved.value(key, nlohmann::json()).dump(),
                                     " in the checkpoint, ", now[key].dump(), " now");
+  const double saved_ema = saved.value("ema", 0.0);  // checkpoints from before --ema: none
+  if (saved_ema != c.ema)
+    differences += detail::concat("\n  --ema: ", saved_ema, " in the checkpoint, ", c.ema, " now");
   DEBLUR_CHECK(differences.empty(), path, ": --resume continues a run with its own settings; these "
                "differ:", differences);
   return saved;
@@ -201,7 +207,7 @@ nlohmann::json check_same_run(const SafetensorsFile& file, const std::string& pa
 // Restores weights, optimizer moments and the run state from a checkpoint, and the run's
 // --init_weights into config, so params.json goes on saying where the run began.
 RunState resume_from(const std::string& path, TrainConfig& config, DeblurUNet& model,
-                     AdamW& optimizer) {
+                     WeightAverage* average, AdamW& optimizer) {
   const SafetensorsFile file = read_safetensors(path);
   const auto format = file.metadata.find("format");
   DEBLUR_CHECK(format != file.metadata.end() && format->second == kCheckpointFormat, path,
@@ -209,7 +215,10 @@ RunState resume_from(const std::string& path, TrainConfig& config, DeblurUNet& m
                kCheckpointFormat, "')");
   config.init_weights =
       check_same_run(file, path, config).value("init_weights", std::string());
-  model.load_state(model_weights(file), path);
+  if (average)
+    average->load_state(file, path);
+  else
+    model.load_state(model_weights(file), path);
   RunState state;
   state.epoch = meta_number<int64_t>(file, "epoch", path);
   state.batch = meta_number<int64_t>(file, "batch", path);
@@ -402,6 +411,7 @@ std::string config_json(const TrainConfig& c) {
   j["weight_decay"] = c.weight_decay;
   j["clip"] = c.clip;
   j["eta_min"] = c.eta_min;
+  j["ema"] = c.ema;
   j["alpha"] = c.loss.alpha;
   j["beta"] = c.loss.beta;
   j["seed_msssim"] = c.loss.seed_msssim;
@@ -494,9 +504,14 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
   hyper.weight_decay = config.weight_decay;
   hyper.max_norm = config.clip;
   AdamW optimizer(model, hyper);
+  std::optional<WeightAverage> average;
+  if (config.ema > 0.0) average.emplace(model, config.base, config.ema);
+  WeightAverage* const averaged = average ? &*average : nullptr;
+  // What validation runs and checkpoints name as the model.
+  DeblurUNet& validated = average ? average->average() : model;
   RunState state;
   if (!config.resume.empty()) {
-    state = resume_from(config.resume, config, model, optimizer);
+    state = resume_from(config.resume, config, model, averaged, optimizer);
     log(detail::concat("resumed from ", config.resume, ": epoch ", state.epoch + 1, ", batch ",
                        state.batch, ", step ", state.step),
         false);
@@ -533,7 +548,8 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
   // Saves last.safetensors where the run stands and says so (Ctrl-C, --max_steps).
   auto stop_here = [&](double lr, const char* why) {
     result.interrupted = g_interrupted.load();
-    save_checkpoint(last_path.string(), model, optimizer, config, state, last_metrics, lr);
+    save_checkpoint(last_path.string(), model, averaged, optimizer, config, state, last_metrics,
+                    lr);
     log(detail::concat(why, " at step ", state.step, ": saved ", last_path.string(),
                        " (resume with --resume ", last_path.string(), ")"),
         false);
@@ -563,6 +579,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
       const LossTerms terms = loss(model.forward(current.blur), current.sharp);
       terms.total.backward();
       optimizer.step(lr);
+      if (average) average->update();
       ++state.step;
       state.batch = batch.index + 1;
       const int64_t batch_images = current.blur.n();
@@ -612,7 +629,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
 
     const double train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    EpochMetrics m = validate(model, validation, config, validation_loss);
+    EpochMetrics m = validate(validated, validation, config, validation_loss);
     const double steps = double(std::max<int64_t>(state.epoch_steps, 1));
     m.train_loss = state.epoch_loss_sum / steps;
     m.grad_norm = state.epoch_grad_norm_sum / steps;
@@ -636,12 +653,12 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
       state.best_epoch = state.epoch;
       state.best_path = path;
       state.epochs_without_improvement = 0;
-      save_checkpoint(path, model, optimizer, config, state, m, lr);
+      save_checkpoint(path, model, averaged, optimizer, config, state, m, lr);
       if (!previous.empty() && previous != path) fs::remove(previous);
     } else {
       ++state.epochs_without_improvement;
     }
-    save_checkpoint(last_path.string(), model, optimizer, config, state, m, lr);
+    save_checkpoint(last_path.string(), model, averaged, optimizer, config, state, m, lr);
     metrics_csv.append(
         detail::concat(state.epoch, ",", state.step, ",", format_double(lr, 10), ",",
                        format_double(m.train_loss, 6), ",", format_double(m.val_loss, 6), ",",

@@ -46,6 +46,9 @@ struct TrainConfig {
   double weight_decay = 1e-4;
   double clip = 1.0;
   double eta_min = 1e-6;
+  // Decay of the moving average of the weights that validation, best checkpoints and exports use
+  // (train/ema.h); 0: none, the seed's way (validate the raw weights).
+  double ema = 0.0;
   LossOptions loss;
   uint64_t seed = 42;
   int workers = 4;

@@ -1,4 +1,5 @@
-// Pointwise ops: relu, add, scale, clamp, mean, and gradient accumulation, on the CPU and CUDA.
+// Pointwise ops: relu, add, scale, clamp, mean, gradient accumulation and lerp, on the CPU and
+// CUDA.
 #include "kernels/cpu/pointwise.h"
 
 #include "engine/check.h"
@@ -158,6 +159,19 @@ void accumulate(const Tensor& dst, const Tensor& src) {
 #endif
   } else {
     cpu::accumulate<float>(cpu_view(dst), cpu_view(src));
+  }
+}
+
+void lerp(const Tensor& dst, const Tensor& src, float weight) {
+  Device device = common_device("lerp", {dst, src});
+  check_same_shape("lerp", dst, src);
+  check_backend("lerp", device);
+  if (device == Device::CUDA) {
+#if defined(DEBLUR_HAS_CUDA_KERNELS)
+    cuda::lerp(cpu_view(dst), cpu_view(src), weight, cuda_stream());
+#endif
+  } else {
+    cpu::lerp<float>(cpu_view(dst), cpu_view(src), weight);
   }
 }
 

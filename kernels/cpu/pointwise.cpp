@@ -100,6 +100,15 @@ void accumulate(NchwView<T> dst, NchwView<const T> src) {
   });
 }
 
+template <class T>
+void lerp(NchwView<T> y, NchwView<const T> x, T weight) {
+  for_each_chunk(y.n, y.sample_size(), [&](int64_t i, int64_t begin, int64_t count) {
+    T* out = y.sample(i) + begin;
+    const T* in = x.sample(i) + begin;
+    for (int64_t k = 0; k < count; ++k) out[k] += weight * (in[k] - out[k]);
+  });
+}
+
 #define DEBLUR_INSTANTIATE(T)                                                               \
   template void relu_forward<T>(NchwView<const T>, NchwView<T>);                            \
   template void relu_backward<T>(NchwView<const T>, NchwView<const T>, NchwView<T>);        \
@@ -109,7 +118,8 @@ void accumulate(NchwView<T> dst, NchwView<const T> src) {
   template void clamp_backward<T>(NchwView<const T>, T, T, NchwView<const T>, NchwView<T>); \
   template double sum<T>(NchwView<const T>);                                                \
   template void fill<T>(NchwView<T>, T);                                                    \
-  template void accumulate<T>(NchwView<T>, NchwView<const T>);
+  template void accumulate<T>(NchwView<T>, NchwView<const T>);                              \
+  template void lerp<T>(NchwView<T>, NchwView<const T>, T);
 DEBLUR_INSTANTIATE(float)
 DEBLUR_INSTANTIATE(double)
 #undef DEBLUR_INSTANTIATE

@@ -6,6 +6,8 @@
 //   sum:   the sum of all elements, accumulated in double (mean = sum / numel in the op)
 //   fill:  y = value (the backward of a mean broadcasts its gradient this way)
 //   accumulate: dst += src (how gradients are summed)
+//   lerp:  y += weight * (x - y) (torch's y.lerp_(x, weight) for weight < 0.5: how a weight
+//          average follows the weights)
 // Backward kernels assign (=) their outputs.
 #pragma once
 
@@ -32,5 +34,7 @@ template <class T>
 void fill(NchwView<T> y, T value);
 template <class T>
 void accumulate(NchwView<T> dst, NchwView<const T> src);
+template <class T>
+void lerp(NchwView<T> y, NchwView<const T> x, T weight);
 
 }  // namespace deblur::cpu

@@ -47,6 +47,10 @@ struct ReluBackward {
 struct Add {
   __device__ float operator()(float a, float b) const { return a + b; }
 };
+struct Lerp {
+  float weight;
+  __device__ float operator()(float y, float x) const { return y + weight * (x - y); }
+};
 struct Scale {
   float factor, shift;
   __device__ float operator()(float v) const { return factor * v + shift; }
@@ -170,6 +174,10 @@ void fill(cpu::NchwView<float> y, float value, cudaStream_t stream) {
 
 void accumulate(cpu::NchwView<float> dst, cpu::NchwView<const float> src, cudaStream_t stream) {
   map2("accumulate", Add{}, dst, src, dst, stream);
+}
+
+void lerp(cpu::NchwView<float> y, cpu::NchwView<const float> x, float weight, cudaStream_t stream) {
+  map2("lerp", Lerp{weight}, y, x, y, stream);
 }
 
 }  // namespace deblur::cuda

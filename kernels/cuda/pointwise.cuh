@@ -9,6 +9,7 @@
 //          atomics, and so the last bits, vary from run to run on the GPU)
 //   fill:  y = value
 //   accumulate: dst += src
+//   lerp:  y += weight * (x - y)
 // Views may be channel slices (batch_stride > C*H*W) and in-place (y aliasing x) calls work.
 // Backward kernels assign (=) their outputs.
 #pragma once
@@ -34,5 +35,6 @@ void clamp_backward(cpu::NchwView<const float> x, float lo, float hi,
 void sum(cpu::NchwView<const float> x, float* out, cudaStream_t stream);
 void fill(cpu::NchwView<float> y, float value, cudaStream_t stream);
 void accumulate(cpu::NchwView<float> dst, cpu::NchwView<const float> src, cudaStream_t stream);
+void lerp(cpu::NchwView<float> y, cpu::NchwView<const float> x, float weight, cudaStream_t stream);
 
 }  // namespace deblur::cuda

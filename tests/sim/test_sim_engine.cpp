@@ -67,6 +67,11 @@ TEST_CASE("engine on cuda (simulator): pointwise ops match the cpu", "[sim][engi
   accumulate(dst_gpu, src.to(Device::CUDA));
   CHECK(expect_close(dst_gpu.to_vector(), dst_cpu.to_vector(), kExactTol, kExactTol,
                      "accumulate"));
+
+  // lerp: dst += weight * (src - dst) in place, no autograd.
+  lerp(dst_cpu, src, 0.1f);
+  lerp(dst_gpu, src.to(Device::CUDA), 0.1f);
+  CHECK(expect_close(dst_gpu.to_vector(), dst_cpu.to_vector(), kExactTol, kExactTol, "lerp"));
 }
 
 TEST_CASE("engine on cuda (simulator): resampling and concat match the cpu", "[sim][engine]") {

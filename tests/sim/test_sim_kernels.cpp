@@ -104,6 +104,17 @@ TEST_CASE("cuda scale matches the CPU within the rounding an FMA skips") {
       [&](View x, View, View y) { cuda::scale_forward(x, factor, shift, y, nullptr); }, atol);
 }
 
+TEST_CASE("cuda lerp matches the CPU within the rounding an FMA skips") {
+  const float weight = 0.3f;
+  // y (the garbage buffer, |y| < 9) moves toward a (|a| < 1): a GPU may fuse y + weight * d
+  // (|d| < 10) into one FMA, skipping the product's rounding (u |weight d|) and rounding the sum
+  // differently (u |result| each way, |result| < 9).
+  const double atol = 3 * kUnitRoundoff * (10 * weight + 9);
+  check_elementwise(
+      "lerp", [&](View a, View, View y) { cpu::lerp<float>(y, a, weight); },
+      [&](View a, View, View y) { cuda::lerp(y, a, weight, nullptr); }, atol);
+}
+
 TEST_CASE("cuda clamp forward and backward match the CPU bitwise, at the bounds too") {
   const float lo = -0.5f, hi = 0.25f;
   // Every 7th value sits exactly on a bound, where the gradient must pass; plus the specials.

@@ -1,6 +1,7 @@
 // One training step on Device::CUDA against the same step on the CPU: the CombinedLoss (the CUDA
 // MS-SSIM and Charbonnier kernels), every parameter gradient, the clip norm, and the weights
-// after train::AdamW's CUDA step (clip scale, lr and step count on the device). In the simulator
+// after train::AdamW's CUDA step (clip scale, lr and step count on the device); and --ema's
+// weight average updated on the device. In the simulator
 // in CI, on a real device in deblur_gpu_tests. The step itself is pinned to PyTorch on the CPU by
 // tests/test_train_step.cpp.
 #include <catch2/catch.hpp>
@@ -12,6 +13,7 @@
 #include "kernels/cpu/conv2d_blocked.h"
 #include "layers/deblur_unet.h"
 #include "tests/testing.h"
+#include "train/ema.h"
 #include "train/loss.h"
 #include "train/optimizer.h"
 
@@ -84,6 +86,28 @@ TEST_CASE("a training step on cuda matches the cpu: loss, gradients, clip norm, 
     gpu_delta[i] = gpu.weights_after[i] - start[i];
   }
   CHECK(relative_l2(gpu_delta, cpu_delta) < 2e-2);
+}
+
+// The average of a model whose weights moved to 2 w + 1, after two updates at decay 0.9.
+std::vector<float> averaged_weights(Device device) {
+  DeblurUNet model(8, 4);
+  model.to(device);
+  WeightAverage average(model, 8, 0.9);
+  SafetensorsFile moved;
+  moved.tensors = model.state();
+  for (TensorRecord& r : moved.tensors)
+    for (float& v : r.values) v = 2.0f * v + 1.0f;
+  model.load_state(moved, "moved");
+  average.update();
+  average.update();
+  return average.average().parameter_values().to_vector();
+}
+
+TEST_CASE("the weight average updates on cuda as on the cpu", "[sim][ema]") {
+  // Weights under 3 in size; a GPU may fuse each lerp into one FMA (a rounding of 3 u fewer or
+  // different per update).
+  CHECK(testing::expect_close(averaged_weights(Device::CUDA), averaged_weights(Device::CPU), 1e-6,
+                              0, "average"));
 }
 
 }  // namespace
