@@ -64,7 +64,7 @@ Image shaken(const Image& sharp, uint64_t seed) {
   return out;
 }
 
-TEST_CASE("the bundled model: the samples' scores as recorded; strong shake comes out sharper",
+TEST_CASE("the bundled model: the samples' scores as recorded, and strong shake comes out sharper",
           "[model]") {
   const std::unique_ptr<DeblurUNet> model = load_deblur_unet(kModel.string());
   const Predictor predictor(*model);

@@ -183,7 +183,7 @@ TEST_CASE("DeblurUNet without autograd (GroupNorm in place) matches the recorded
   CHECK(expect_close(inference, recorded, 1e-5, 0, "no-grad forward"));
 }
 
-TEST_CASE("drop_gradients frees the slab; a later backward gives each parameter its own",
+TEST_CASE("drop_gradients frees the slab, and a later backward gives each parameter its own",
           "[unet]") {
   DeblurUNet model(8, /*seed=*/3);
   REQUIRE(model.parameter_grads().defined());

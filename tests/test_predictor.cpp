@@ -150,7 +150,8 @@ TEST_CASE("the feather blends neighbouring tiles across their overlap", "[predic
   }
 }
 
-TEST_CASE("gray runs as RGB and is written back as the mean; alpha passes through", "[predictor]") {
+TEST_CASE("gray runs as RGB and is written back as the mean, and alpha passes through",
+          "[predictor]") {
   // Channel 0 keeps the input, 1 becomes -1 and 2 becomes +1: the mean is x / 3.
   const TileFn mix = [](const Tensor& x) {
     Tensor y = x.clone();

@@ -138,7 +138,7 @@ TEST_CASE("tracking: artifacts go through the server's artifact proxy", "[tracki
   }
 }
 
-TEST_CASE("tracking: a server that is not there, or overloaded, is worth retrying; a refusal is not",
+TEST_CASE("tracking: a server that is not there, or overloaded, is worth retrying, a refusal not",
           "[tracking]") {
   SECTION("nothing listening") {
     MlflowClient client("http://127.0.0.1:" + std::to_string(closed_port()), quick());

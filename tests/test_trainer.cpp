@@ -334,7 +334,7 @@ double psnr_on(const DeblurUNet& model, const fs::path& val) {
   return compare_images(out, read_image((val / "sharp" / "a.png").string())).psnr;
 }
 
-TEST_CASE("weight average: moves (1 - decay) of the way each update; saves and restores both",
+TEST_CASE("weight average: moves (1 - decay) of the way each update, and saves and restores both",
           "[trainer][ema]") {
   DeblurUNet model(8, 1);
   WeightAverage average(model, 8, 0.75);
@@ -377,7 +377,7 @@ TEST_CASE("weight average: moves (1 - decay) of the way each update; saves and r
   CHECK_THROWS_WITH(WeightAverage(model, 8, 1.0), Catch::Contains("[0, 1)"));
 }
 
-TEST_CASE("trainer --ema: validation and checkpoints use the average; resuming is bitwise",
+TEST_CASE("trainer --ema: validation and checkpoints use the average, and resuming is bitwise",
           "[trainer][ema]") {
   ScratchDir dir;
   write_dataset(dir / "train", 3, 40, 36);
