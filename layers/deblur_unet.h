@@ -37,6 +37,7 @@ class DeblurUNet : public Module {
   // Parameters packed into slabs and initialised as PyTorch's defaults from `seed`.
   explicit DeblurUNet(int64_t base = 32, uint64_t seed = 0);
   Tensor forward(const Tensor& x) const;
+  int64_t base() const { return base_; }  // first-level channels
 
   // Multiply-accumulates of one forward pass on a height x width image (convolutions only:
   // everything else is under 1% of the work).

@@ -4,13 +4,12 @@
 // out sharper.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <vector>
 
 #include "engine/safetensors.h"
 #include "infer/image_io.h"
+#include "kernels/common/feather.h"
 #include "infer/metrics.h"
 #include "infer/predictor.h"
 #include "layers/deblur_unet.h"
@@ -51,16 +50,15 @@ Image shaken(const Image& sharp, uint64_t seed) {
   std::vector<float> planes(static_cast<size_t>(3 * w * h)), blurred(planes.size());
   for (int c = 0; c < 3; ++c)
     for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) planes[static_cast<size_t>((c * h + y) * w + x)] = sharp.unit(x, y, c);
+      for (int64_t x = 0; x < w; ++x)
+        planes[static_cast<size_t>((c * h + y) * w + x)] = sharp.unit(x, y, c);
   train::apply_camera_shake(planes.data(), blurred.data(), w, h, 31, seed);
   Image out = make_image(w, h, 3, 8);
   for (int c = 0; c < 3; ++c)
     for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) {
-        const float v = blurred[static_cast<size_t>((c * h + y) * w + x)];
+      for (int64_t x = 0; x < w; ++x)
         out.data8[static_cast<size_t>((y * w + x) * 3 + c)] =
-            static_cast<uint8_t>(std::clamp(std::lround((v + 1.0f) * 127.5f), 0L, 255L));
-      }
+            common::unit_to_8bit(blurred[static_cast<size_t>((c * h + y) * w + x)]);
   return out;
 }
 

@@ -161,11 +161,15 @@ TEST_CASE("trainer: stopping and resuming gives bitwise the steps of an unbroken
   CHECK(info.best_checkpoint == a.best_checkpoint);
 }
 
-// PSNR of the untrained model (the trainer's initialisation from c.seed) on the pair.
-double untrained_psnr(const TrainConfig& c, const fs::path& val) {
-  const DeblurUNet model(c.base, c.seed);
+// PSNR of a model on the validation pair "a", as the trainer's validation computes it (val_tile 0).
+double psnr_on(const DeblurUNet& model, const fs::path& val) {
   const Image out = Predictor(model, TileOptions{0, 0}).run(read_image((val / "blur" / "a.png").string()));
   return compare_images(out, read_image((val / "sharp" / "a.png").string())).psnr;
+}
+
+// PSNR of the untrained model (the trainer's initialisation from c.seed) on the pair.
+double untrained_psnr(const TrainConfig& c, const fs::path& val) {
+  return psnr_on(DeblurUNet(c.base, c.seed), val);
 }
 
 TEST_CASE("trainer: overfitting one pair raises its PSNR by at least 3 dB in 200 steps",
@@ -328,16 +332,10 @@ TEST_CASE("trainer: --init_weights starts a new run from a model's weights", "[t
   CHECK_THAT(cli.err, Catch::Contains("give one of them"));
 }
 
-// PSNR of a model on the validation pair "a", as the trainer's validation computes it (val_tile 0).
-double psnr_on(const DeblurUNet& model, const fs::path& val) {
-  const Image out = Predictor(model, TileOptions{0, 0}).run(read_image((val / "blur" / "a.png").string()));
-  return compare_images(out, read_image((val / "sharp" / "a.png").string())).psnr;
-}
-
 TEST_CASE("weight average: moves (1 - decay) of the way each update, and saves and restores both",
           "[trainer][ema]") {
   DeblurUNet model(8, 1);
-  WeightAverage average(model, 8, 0.75);
+  WeightAverage average(model, 0.75);
   const std::vector<TensorRecord> start = model.state();
   SafetensorsFile moved;  // the optimizer's weights, elsewhere: 2 w + 1
   moved.tensors = start;
@@ -366,7 +364,7 @@ TEST_CASE("weight average: moves (1 - decay) of the way each update, and saves a
   CHECK(file.find("optimizer.weights.enc1.conv1.weight")->values == moved.tensors.front().values);
   CHECK(model_weights(file).tensors.size() == start.size());  // what infer and export load
   DeblurUNet restored_model(8, 2);
-  WeightAverage restored(restored_model, 8, 0.75);
+  WeightAverage restored(restored_model, 0.75);
   restored.load_state(file, "ckpt");
   CHECK(restored_model.state().front().values == moved.tensors.front().values);
   CHECK(restored.average().state().back().values == averaged.back().values);
@@ -374,7 +372,7 @@ TEST_CASE("weight average: moves (1 - decay) of the way each update, and saves a
   without_raw.tensors = averaged;
   CHECK_THROWS_WITH(restored.load_state(without_raw, "plain.safetensors"),
                     Catch::Contains("plain.safetensors") && Catch::Contains("--ema"));
-  CHECK_THROWS_WITH(WeightAverage(model, 8, 1.0), Catch::Contains("[0, 1)"));
+  CHECK_THROWS_WITH(WeightAverage(model, 1.0), Catch::Contains("[0, 1)"));
 }
 
 TEST_CASE("trainer --ema: validation and checkpoints use the average, and resuming is bitwise",
@@ -410,14 +408,8 @@ TEST_CASE("trainer --ema: validation and checkpoints use the average, and resumi
   // weights'.
   const SafetensorsFile best = read_safetensors(a.best_checkpoint);
   const std::unique_ptr<DeblurUNet> averaged = load_deblur_unet(a.best_checkpoint);
-  SafetensorsFile raw_file;
-  for (const TensorRecord& r : best.tensors)
-    if (r.name.rfind("optimizer.weights.", 0) == 0) {
-      raw_file.tensors.push_back(r);
-      raw_file.tensors.back().name.erase(0, std::string("optimizer.weights.").size());
-    }
   DeblurUNet raw(8);
-  raw.load_state(raw_file, "raw");
+  raw.load_state(training_weights(best), "raw");
   const double reported = std::stod(best.metadata.at("psnr"));
   CHECK(std::abs(psnr_on(*averaged, dir / "val") - reported) < 1e-4);
   CHECK(std::abs(psnr_on(raw, dir / "val") - reported) > 1e-3);

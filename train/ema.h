@@ -21,7 +21,7 @@ namespace deblur::train {
 class WeightAverage {
  public:
   // Starts equal to `model`'s weights, on its device. decay in [0, 1).
-  WeightAverage(DeblurUNet& model, int64_t base, double decay);
+  WeightAverage(DeblurUNet& model, double decay);
 
   // After an optimizer step: the average moves (1 - decay) of the way to the model's weights.
   void update();
@@ -40,5 +40,9 @@ class WeightAverage {
   DeblurUNet average_;
   float weight_;  // 1 - decay
 };
+
+// A checkpoint's "optimizer.weights.*" tensors (the raw weights of a run with --ema) under the
+// reference names; empty for other checkpoints.
+SafetensorsFile training_weights(const SafetensorsFile& checkpoint);
 
 }  // namespace deblur::train

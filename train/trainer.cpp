@@ -505,7 +505,7 @@ TrainResult run_training(const TrainConfig& input_config, const LogFn& user_log,
   hyper.max_norm = config.clip;
   AdamW optimizer(model, hyper);
   std::optional<WeightAverage> average;
-  if (config.ema > 0.0) average.emplace(model, config.base, config.ema);
+  if (config.ema > 0.0) average.emplace(model, config.ema);
   WeightAverage* const averaged = average ? &*average : nullptr;
   // What validation runs and checkpoints name as the model.
   DeblurUNet& validated = average ? average->average() : model;

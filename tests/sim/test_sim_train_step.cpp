@@ -92,7 +92,7 @@ TEST_CASE("a training step on cuda matches the cpu: loss, gradients, clip norm, 
 std::vector<float> averaged_weights(Device device) {
   DeblurUNet model(8, 4);
   model.to(device);
-  WeightAverage average(model, 8, 0.9);
+  WeightAverage average(model, 0.9);
   SafetensorsFile moved;
   moved.tensors = model.state();
   for (TensorRecord& r : moved.tensors)
