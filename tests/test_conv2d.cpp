@@ -109,15 +109,17 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
 TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the double reference",
           "[conv2d]") {
   // Heights and widths that are no multiple of the 4x4 output tile, channel counts that are no
-  // multiple of a vector or of a GEMM chunk, one to several tile-row bands, and channel-slice
-  // views of wider tensors on both sides (the U-Net's concat buffers).
+  // multiple of a vector or of a GEMM chunk, one to several tile-row bands, slabs of a thread's
+  // own (200x200, with a short last slab; 2 x 10x800, one tile row a slab, partial tiles at the
+  // bottom), and channel-slice views of wider tensors on both sides (the U-Net's concat
+  // buffers).
   struct Case {
     Shape xs;
     int64_t out_c;
   };
   const Case cases[] = {{{1, 16, 1, 1}, 8},    {{2, 17, 5, 7}, 3},     {{1, 32, 9, 13}, 32},
                         {{1, 40, 16, 16}, 40}, {{1, 64, 30, 22}, 72},  {{1, 24, 3, 70}, 64},
-                        {{1, 128, 8, 8}, 130}, {{1, 32, 200, 200}, 32},
+                        {{1, 128, 8, 8}, 130}, {{1, 32, 200, 200}, 32}, {{2, 32, 10, 800}, 20},
                         {{1, 384, 9, 7}, 256}};  // transformed weights over 12 MiB: large bands
   for (const auto* isa : cpu::supported_conv2d_isas())
     for (const Case& c : cases) {

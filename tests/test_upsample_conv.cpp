@@ -82,10 +82,11 @@ TEST_CASE("upsample_conv2d equals conv2d of upsample_bilinear2x on the cpu", "[u
 
 TEST_CASE("upsample_conv2d without autograd equals upsample then conv2d, bit for bit",
           "[upsample_conv]") {
-  // Inference fuses the upsample into Winograd's band packing from 64 input channels (below,
-  // it upsamples into a temporary): the values must be those of the two ops in turn, under
-  // NoGradGuard as well (both then take the inference conv). Odd low-resolution sizes put the
-  // border taps and Winograd's partial tiles at the edges; two samples check the batch offset.
+  // Inference fuses the upsample into Winograd's band packing from kWinogradMinChannels input
+  // channels (below, it upsamples into a temporary): the values must be those of the two ops in
+  // turn, under NoGradGuard as well (both then take the inference conv). Odd low-resolution
+  // sizes put the border taps and Winograd's partial tiles at the edges; two samples check the
+  // batch offset; the wide one has enough tile rows for each thread to take slabs of its own.
   // Every instruction set this CPU runs (each compiles the packing on its own).
   struct RestoreIsa {
     std::string name = cpu::active_conv2d_isa().name;
@@ -93,7 +94,8 @@ TEST_CASE("upsample_conv2d without autograd equals upsample then conv2d, bit for
   } restore;
   for (const cpu::Conv2dIsa* isa : cpu::supported_conv2d_isas()) {
     cpu::use_conv2d_isa(isa->name);
-    for (const Shape& low : {Shape{2, 64, 7, 5}, Shape{1, 72, 12, 9}, Shape{2, 16, 5, 6}}) {
+    for (const Shape& low : {Shape{2, 64, 7, 5}, Shape{1, 72, 12, 9}, Shape{2, 16, 5, 6},
+                             Shape{2, 8, 5, 6}, Shape{2, 32, 5, 400}}) {
       INFO(isa->name << " " << low.str());
       const Tensor x = random_tensor(low, 31);
       const Tensor w = random_tensor({24, low.c, 3, 3}, 32, -0.1, 0.1);

@@ -19,10 +19,10 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
 // The forward where no gradient follows (inference): 3x3 convolutions with at least
 // kWinogradMinChannels input channels go through Winograd F(4x4, 3x3) (4x fewer multiplications;
 // float error a few 1e-5 of the output's scale instead of ~1e-6), the rest as conv2d_forward.
-// At 32 input channels the transforms cost more than the multiplications save; from 64 on
-// Winograd is faster (deblur_bench_cpu, conv/infer_1x512/*/forward_inference against
-// */forward: docs/benchmarks.md).
-constexpr int64_t kWinogradMinChannels = 64;
+// From 16 input channels Winograd is faster (32->32 at 512x512: 0.57x the direct kernel's
+// time; 16->16: 0.65x); the first layer's 3 channels, padded to a vector, are not
+// (deblur_bench_cpu, conv/infer_1x512/*/forward_inference against */forward: docs/benchmarks.md).
+constexpr int64_t kWinogradMinChannels = 16;
 void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
                               int kernel, NchwView<float> y);
 // conv2d_forward_inference of upsample_bilinear2x_forward(x_low) (y is 2x x_low's height and

@@ -30,13 +30,13 @@ void upsample_bilinear2x_forward(NchwView<const T> x, NchwView<T> y);
 
 // The forward one output row at a time, for a consumer that upsamples as it reads (the
 // Winograd conv's band packing): row `row` of the upsample of one in_h x in_w plane into out
-// (2 * in_w values), with the column taps of upsample2x_column_taps(2 * in_w, in_w). The
-// forward is made of these calls, so the values are the same bit for bit.
+// (2 * in_w values). The forward is made of these calls, so the values are the same bit for bit.
+template <class T>
+void upsample_bilinear2x_row(const T* plane, int64_t in_h, int64_t in_w, int64_t row, T* out);
+
+// The W-axis taps of the x2 upsample, for every output column.
 template <class T>
 std::vector<common::LinearTap<T>> upsample2x_column_taps(int64_t out_w, int64_t in_w);
-template <class T>
-void upsample_bilinear2x_row(const T* plane, int64_t in_h, int64_t in_w, int64_t row,
-                             const common::LinearTap<T>* columns, T* out);
 template <class T>
 void upsample_bilinear2x_backward(NchwView<const T> grad_y, NchwView<T> grad_x);
 
