@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
@@ -138,25 +139,74 @@ TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the 
                                   b.data(), 3, view(y_ref, ys));
       auto xf = to_float(x);
       const auto wf = to_float(w), bf = to_float(b);
-      std::vector<float> y_buffer(y_wide.numel(), 1e30f);
-      isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
-                            {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride},
-                            /*upsample=*/false);
-      std::vector<double> y(ys.numel());
-      for (int64_t n = 0; n < xs.n; ++n)
-        for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)
-          y[n * c.out_c * xs.h * xs.w + i] = y_buffer[n * y_stride + i];
-      // The channels past out_c in the wider output stay untouched.
-      CHECK(y_buffer[size_t(c.out_c * xs.h * xs.w)] == 1e30f);
-      // Outputs are sums of 9 * C products of size ~0.1 (|y| ~ 1 to 5). Winograd's transforms
-      // scale intermediate values by up to ~100 (the 8 and 1/24 of F(4x4, 3x3)), so float
-      // rounding reaches a few 1e-5 of the outputs' scale where the direct sum's is ~1e-6
-      // (measured 2026-12-06: worst 1/3 of this bound, at 128 channels); the rounding of a sum
-      // grows as the square root of its terms, so the bound does too past 128 channels (384:
-      // worst 0.8 of it). A wrong tap, tile or channel is O(1).
-      const double bound = 1e-4 * std::sqrt(std::max(1.0, double(xs.c) / 128));
-      CHECK(expect_close(y, y_ref, bound, 1e-4, what));
+      // Transformed weights kept for the next call (inference) or made for this one (training).
+      for (bool cache_weights : {true, false}) {
+        std::vector<float> y_buffer(y_wide.numel(), 1e30f);
+        isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
+                              {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride},
+                              /*upsample=*/false, cache_weights);
+        std::vector<double> y(ys.numel());
+        for (int64_t n = 0; n < xs.n; ++n)
+          for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)
+            y[n * c.out_c * xs.h * xs.w + i] = y_buffer[n * y_stride + i];
+        // The channels past out_c in the wider output stay untouched.
+        CHECK(y_buffer[size_t(c.out_c * xs.h * xs.w)] == 1e30f);
+        // Outputs are sums of 9 * C products of size ~0.1 (|y| ~ 1 to 5). Winograd's transforms
+        // scale intermediate values by up to ~100 (the 8 and 1/24 of F(4x4, 3x3)), so float
+        // rounding reaches a few 1e-5 of the outputs' scale where the direct sum's is ~1e-6
+        // (measured 2026-12-06: worst 1/3 of this bound, at 128 channels); the rounding of a sum
+        // grows as the square root of its terms, so the bound does too past 128 channels (384:
+        // worst 0.8 of it). A wrong tap, tile or channel is O(1).
+        const double bound = 1e-4 * std::sqrt(std::max(1.0, double(xs.c) / 128));
+        CHECK(expect_close(y, y_ref, bound, 1e-4, what + (cache_weights ? " cached" : "")));
+      }
     }
+}
+
+TEST_CASE("conv2d float forward and input gradient take Winograd where it pays", "[conv2d]") {
+  // conv2d_forward<float> (training's forward; conv2d_backward_input through it) runs Winograd
+  // with the weights transformed per call above kWinogradMinChannels, kWinogradMinPixels and up
+  // to kWinogradMaxChannelProduct, else the direct kernel: bit for bit one or the other, and
+  // both gradients close to the double reference.
+  struct Case {
+    Shape xs;
+    int64_t out_c;
+    bool winograd;
+  };
+  const Case cases[] = {{{2, 16, 48, 48}, 24, true},    // 4608 pixels over the batch
+                        {{1, 16, 60, 60}, 24, false},   // 3600 pixels
+                        {{2, 8, 48, 48}, 24, false},    // 8 input channels
+                        {{1, 260, 64, 64}, 256, false}};  // 260 x 256 channel pairs
+  const auto& isa = cpu::active_conv2d_isa();
+  for (const Case& c : cases) {
+    const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};
+    INFO(xs.str() << " -> " << c.out_c);
+    auto x = to_float(random_values(xs.numel(), 41));
+    const auto w = to_float(random_values(c.out_c * xs.c * 9, 42, -0.2, 0.2));
+    const auto b = to_float(random_values(c.out_c, 43));
+    std::vector<float> y(ys.numel()), want(ys.numel());
+    cpu::conv2d_forward<float>(view(x, xs), w.data(), b.data(), 3, view(y, ys));
+    if (c.winograd)
+      isa.forward_winograd(view(x, xs), w.data(), b.data(), view(want, ys), /*upsample=*/false,
+                           /*cache_weights=*/false);
+    else
+      isa.forward(view(x, xs), w.data(), b.data(), 3, view(want, ys));
+    CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
+    if (xs.c * c.out_c > 64 * 64) continue;  // the double reference of the large case is slow
+    // Against double: the forward and the input gradient (a Winograd forward of 24 -> 16
+    // channels over the flipped weights when the forward took it).
+    const auto gy = random_values(ys.numel(), 44);
+    auto xd = to_double(x), gyd = gy;
+    const auto wd = to_double(w), bd = to_double(b);
+    std::vector<double> y_ref(ys.numel()), gx_ref(xs.numel());
+    cpu::conv2d_forward<double>(view(xd, xs), wd.data(), bd.data(), 3, view(y_ref, ys));
+    cpu::conv2d_backward_input<double>(view(gyd, ys), wd.data(), 3, view(gx_ref, xs));
+    auto gyf = to_float(gy);
+    std::vector<float> gx(xs.numel());
+    cpu::conv2d_backward_input<float>(view(gyf, ys), w.data(), 3, view(gx, xs));
+    CHECK(expect_close(to_double(y), y_ref, 1e-4, 1e-4, "forward"));
+    CHECK(expect_close(to_double(gx), gx_ref, 1e-4, 1e-4, "input gradient"));
+  }
 }
 
 TEST_CASE("conv2d kernel gradcheck", "[gradcheck][conv2d]") {

@@ -110,16 +110,23 @@ void direct_backward_weight(NchwView<const T> x, NchwView<const T> grad_y, int k
 template <class T>
 void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel,
                     NchwView<T> y) {
-  if constexpr (std::is_same_v<T, float>)
-    active_conv2d_isa().forward(x, weight, bias, kernel, y);
-  else
+  if constexpr (std::is_same_v<T, float>) {
+    if (kernel == 3 && x.c >= kWinogradMinChannels && x.n * x.h * x.w >= kWinogradMinPixels &&
+        x.c * y.c <= kWinogradMaxChannelProduct)
+      active_conv2d_isa().forward_winograd(x, weight, bias, y, /*upsample=*/false,
+                                           /*cache_weights=*/false);
+    else
+      active_conv2d_isa().forward(x, weight, bias, kernel, y);
+  } else {
     direct_forward(x, weight, bias, kernel, y);
+  }
 }
 
 void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
                               int kernel, NchwView<float> y) {
   if (kernel == 3 && x.c >= kWinogradMinChannels)
-    active_conv2d_isa().forward_winograd(x, weight, bias, y, /*upsample=*/false);
+    active_conv2d_isa().forward_winograd(x, weight, bias, y, /*upsample=*/false,
+                                         /*cache_weights=*/true);
   else
     conv2d_forward<float>(x, weight, bias, kernel, y);
 }
@@ -127,7 +134,8 @@ void conv2d_forward_inference(NchwView<const float> x, const float* weight, cons
 void conv2d_forward_inference_upsampled(NchwView<const float> x_low, const float* weight,
                                         const float* bias, int kernel, NchwView<float> y) {
   if (kernel == 3 && x_low.c >= kWinogradMinChannels) {
-    active_conv2d_isa().forward_winograd(x_low, weight, bias, y, /*upsample=*/true);
+    active_conv2d_isa().forward_winograd(x_low, weight, bias, y, /*upsample=*/true,
+                                         /*cache_weights=*/true);
     return;
   }
   std::vector<float> up(size_t(x_low.n * x_low.c * y.h * y.w));

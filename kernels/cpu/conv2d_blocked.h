@@ -25,9 +25,12 @@ struct Conv2dIsa {
                           float* grad_weight);
   // The 3x3 forward through Winograd F(4x4, 3x3) (kernels/cpu/isa/conv2d_winograd.cpp). With
   // upsample, x is the low-resolution input and the conv reads its bilinear x2 upsample
-  // (y is 2x x's height and width), made a band row at a time and never stored whole.
+  // (y is 2x x's height and width), made a band row at a time and never stored whole. With
+  // cache_weights the transformed weights are kept, by the weights' address and contents, for
+  // the next call (inference); without, they are made for this call alone (training, where the
+  // weights change every step, and the input gradient's flipped copy).
   void (*forward_winograd)(NchwView<const float> x, const float* weight, const float* bias,
-                           NchwView<float> y, bool upsample);
+                           NchwView<float> y, bool upsample, bool cache_weights);
 };
 
 // The instruction sets this build has and this CPU runs, widest first.

@@ -370,7 +370,7 @@ void backward_weight(NchwView<const float> x, NchwView<const float> grad_y, int 
 }  // namespace
 
 void winograd_forward(NchwView<const float> x, const float* weight, const float* bias,
-                      NchwView<float> y, bool upsample);  // conv2d_winograd.cpp
+                      NchwView<float> y, bool upsample, bool cache_weights);  // conv2d_winograd.cpp
 
 #define DEBLUR_STRINGIFY_(name) #name
 #define DEBLUR_STRINGIFY(name) DEBLUR_STRINGIFY_(name)

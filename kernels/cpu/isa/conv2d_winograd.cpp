@@ -369,7 +369,7 @@ void for_each_tile_run(int64_t tiles, Fn&& fn) {
 }  // namespace
 
 void winograd_forward(NchwView<const float> x, const float* weight, const float* bias,
-                      NchwView<float> y, bool upsample) {
+                      NchwView<float> y, bool upsample, bool cache_weights) {
   Geometry g{};
   g.in_c = x.c;
   g.out_c = y.c;
@@ -384,7 +384,10 @@ void winograd_forward(NchwView<const float> x, const float* weight, const float*
   const int ov = int(std::min<int64_t>(out_vectors, 4));
   g.op = round_up(y.c, int64_t(ov) * kVecFloats);
   const int64_t chunks = g.op / (ov * kVecFloats);
-  const auto u_shared = cached_transform(weight, x.c, y.c, g.cp, g.op);
+  const auto u_shared =
+      cache_weights ? cached_transform(weight, x.c, y.c, g.cp, g.op)
+                    : std::make_shared<const std::vector<float>>(
+                          transform_weights(weight, x.c, y.c, g.cp, g.op));
   const float* u = u_shared->data();
   const int64_t u_bytes = int64_t(u_shared->size() * sizeof(float));
 
