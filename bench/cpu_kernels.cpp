@@ -113,7 +113,9 @@ void report_bytes(benchmark::State& state, const Stopwatch& watch, double bytes_
 
 // --- convolution
 
-enum class ConvPass { Forward, ForwardInference, GradInput, GradWeight };
+// Forward: training's (conv2d_forward); ForwardDirect: the register-blocked direct kernel alone,
+// the baseline Winograd is measured against.
+enum class ConvPass { Forward, ForwardInference, GradInput, GradWeight, ForwardDirect };
 
 struct ConvShape {
   const char* layer;
@@ -155,6 +157,9 @@ void bench_conv(benchmark::State& state, ConvShape shape, int64_t batch, int64_t
         break;
       case ConvPass::ForwardInference:
         deblur::cpu::conv2d_forward_inference(xv, w.data(), b.data(), shape.kernel, yv);
+        break;
+      case ConvPass::ForwardDirect:
+        deblur::cpu::active_conv2d_isa().forward(xv, w.data(), b.data(), shape.kernel, yv);
         break;
       case ConvPass::GradInput:
         deblur::cpu::conv2d_backward_input<float>(yv, w.data(), shape.kernel, xv);
@@ -260,17 +265,19 @@ void bench_adamw(benchmark::State& state) {
 }
 
 void register_all() {
-  const char* pass_names[] = {"forward", "forward_inference", "grad_input", "grad_weight"};
+  const char* pass_names[] = {"forward", "forward_inference", "grad_input", "grad_weight",
+                              "forward_direct"};
   for (const ConvShape& s : kConvShapes) {
     const std::string shape = std::string(s.layer) + "/" + std::to_string(s.in_c) + "to" +
                               std::to_string(s.out_c);
-    for (ConvPass pass : {ConvPass::Forward, ConvPass::ForwardInference})
+    for (ConvPass pass : {ConvPass::ForwardDirect, ConvPass::Forward, ConvPass::ForwardInference})
       benchmark::RegisterBenchmark(
           ("conv/infer_1x512/" + shape + "/" + pass_names[int(pass)]).c_str(), bench_conv, s, 1,
           512, pass)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-    for (ConvPass pass : {ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight})
+    for (ConvPass pass :
+         {ConvPass::ForwardDirect, ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight})
       benchmark::RegisterBenchmark(
           ("conv/train_4x256/" + shape + "/" + pass_names[int(pass)]).c_str(), bench_conv, s, 4,
           256, pass)

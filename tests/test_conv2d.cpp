@@ -8,6 +8,7 @@
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_blocked.h"
+#include "kernels/cpu/parallel.h"
 #include "tests/testing.h"
 
 using namespace deblur;
@@ -110,10 +111,11 @@ TEST_CASE("conv2d float kernels of every instruction set equal the double refere
 TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the double reference",
           "[conv2d]") {
   // Heights and widths that are no multiple of the 4x4 output tile, channel counts that are no
-  // multiple of a vector or of a GEMM chunk, one to several tile-row bands, slabs of a thread's
-  // own (200x200, with a short last slab; 2 x 10x800, one tile row a slab, partial tiles at the
-  // bottom), and channel-slice views of wider tensors on both sides (the U-Net's concat
-  // buffers).
+  // multiple of a vector or of a GEMM chunk, and channel-slice views of wider tensors on both
+  // sides (the U-Net's concat buffers). Whether a thread takes slabs of its own or the threads
+  // share bands depends on the thread count: on 1 thread every case of 2+ slabs is private
+  // (200x200 with a short last slab; 2 x 10x800, a tile row a slab, partial tiles at the
+  // bottom), on 16 those two are shared bands, several of them, by 16 threads at once.
   struct Case {
     Shape xs;
     int64_t out_c;
@@ -122,6 +124,9 @@ TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the 
                         {{1, 40, 16, 16}, 40}, {{1, 64, 30, 22}, 72},  {{1, 24, 3, 70}, 64},
                         {{1, 128, 8, 8}, 130}, {{1, 32, 200, 200}, 32}, {{2, 32, 10, 800}, 20},
                         {{1, 384, 9, 7}, 256}};  // transformed weights over 12 MiB: large bands
+  struct RestoreThreads {
+    ~RestoreThreads() { cpu::set_num_threads(0); }
+  } restore;
   for (const auto* isa : cpu::supported_conv2d_isas())
     for (const Case& c : cases) {
       const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};
@@ -139,27 +144,32 @@ TEST_CASE("conv2d Winograd F(4x4, 3x3) of every instruction set is close to the 
                                   b.data(), 3, view(y_ref, ys));
       auto xf = to_float(x);
       const auto wf = to_float(w), bf = to_float(b);
-      // Transformed weights kept for the next call (inference) or made for this one (training).
-      for (bool cache_weights : {true, false}) {
-        std::vector<float> y_buffer(y_wide.numel(), 1e30f);
-        isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
-                              {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride},
-                              /*upsample=*/false, cache_weights);
-        std::vector<double> y(ys.numel());
-        for (int64_t n = 0; n < xs.n; ++n)
-          for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)
-            y[n * c.out_c * xs.h * xs.w + i] = y_buffer[n * y_stride + i];
-        // The channels past out_c in the wider output stay untouched.
-        CHECK(y_buffer[size_t(c.out_c * xs.h * xs.w)] == 1e30f);
-        // Outputs are sums of 9 * C products of size ~0.1 (|y| ~ 1 to 5). Winograd's transforms
-        // scale intermediate values by up to ~100 (the 8 and 1/24 of F(4x4, 3x3)), so float
-        // rounding reaches a few 1e-5 of the outputs' scale where the direct sum's is ~1e-6
-        // (measured 2026-12-06: worst 1/3 of this bound, at 128 channels); the rounding of a sum
-        // grows as the square root of its terms, so the bound does too past 128 channels (384:
-        // worst 0.8 of it). A wrong tap, tile or channel is O(1).
-        const double bound = 1e-4 * std::sqrt(std::max(1.0, double(xs.c) / 128));
-        CHECK(expect_close(y, y_ref, bound, 1e-4, what + (cache_weights ? " cached" : "")));
-      }
+      // On 1 and 16 threads, the transformed weights kept for the next call (inference) or made
+      // for this one (training).
+      for (int threads : {1, 16})
+        for (bool cache_weights : {true, false}) {
+          cpu::set_num_threads(threads);
+          std::vector<float> y_buffer(y_wide.numel(), 1e30f);
+          isa->forward_winograd({xf.data(), xs.n, xs.c, xs.h, xs.w, x_stride}, wf.data(), bf.data(),
+                                {y_buffer.data(), xs.n, c.out_c, xs.h, xs.w, y_stride},
+                                /*upsample=*/false, cache_weights);
+          std::vector<double> y(ys.numel());
+          for (int64_t n = 0; n < xs.n; ++n)
+            for (int64_t i = 0; i < c.out_c * xs.h * xs.w; ++i)
+              y[n * c.out_c * xs.h * xs.w + i] = y_buffer[n * y_stride + i];
+          // The channels past out_c in the wider output stay untouched.
+          CHECK(y_buffer[size_t(c.out_c * xs.h * xs.w)] == 1e30f);
+          // Outputs are sums of 9 * C products of size ~0.1 (|y| ~ 1 to 5). Winograd's transforms
+          // scale intermediate values by up to ~100 (the 8 and 1/24 of F(4x4, 3x3)), so float
+          // rounding reaches a few 1e-5 of the outputs' scale where the direct sum's is ~1e-6
+          // (measured 2026-12-06: worst 1/3 of this bound, at 128 channels); the rounding of a sum
+          // grows as the square root of its terms, so the bound does too past 128 channels (384:
+          // worst 0.8 of it). A wrong tap, tile or channel is O(1).
+          const double bound = 1e-4 * std::sqrt(std::max(1.0, double(xs.c) / 128));
+          CHECK(expect_close(y, y_ref, bound, 1e-4,
+                             what + (cache_weights ? " cached, " : ", ") + std::to_string(threads) +
+                                 " threads"));
+        }
     }
 }
 
@@ -173,10 +183,11 @@ TEST_CASE("conv2d float forward and input gradient take Winograd where it pays",
     int64_t out_c;
     bool winograd;
   };
-  const Case cases[] = {{{2, 16, 48, 48}, 24, true},    // 4608 pixels over the batch
-                        {{1, 16, 60, 60}, 24, false},   // 3600 pixels
-                        {{2, 8, 48, 48}, 24, false},    // 8 input channels
-                        {{1, 260, 64, 64}, 256, false}};  // 260 x 256 channel pairs
+  const Case cases[] = {{{2, 16, 32, 64}, 24, true},      // 4096 pixels over the batch
+                        {{1, 16, 63, 65}, 24, false},     // 4095 pixels
+                        {{1, 15, 64, 64}, 24, false},     // 15 input channels
+                        {{1, 256, 64, 64}, 256, true},    // 256 x 256 channel pairs
+                        {{1, 257, 64, 64}, 256, false}};  // 257 x 256
   const auto& isa = cpu::active_conv2d_isa();
   for (const Case& c : cases) {
     const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};
@@ -193,8 +204,8 @@ TEST_CASE("conv2d float forward and input gradient take Winograd where it pays",
       isa.forward(view(x, xs), w.data(), b.data(), 3, view(want, ys));
     CHECK(std::memcmp(y.data(), want.data(), y.size() * sizeof(float)) == 0);
     if (xs.c * c.out_c > 64 * 64) continue;  // the double reference of the large case is slow
-    // Against double: the forward and the input gradient (a Winograd forward of 24 -> 16
-    // channels over the flipped weights when the forward took it).
+    // Against double: the forward and the input gradient (itself a forward of 24 -> 16 or 15
+    // channels over the flipped weights, which takes Winograd by the same rules).
     const auto gy = random_values(ys.numel(), 44);
     auto xd = to_double(x), gyd = gy;
     const auto wd = to_double(w), bd = to_double(b);

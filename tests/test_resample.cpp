@@ -190,13 +190,13 @@ TEST_CASE("upsample_bilinear2x forward is the four-tap formula bit for bit", "[r
           for (int64_t ox = 0; ox < 2 * w; ++ox) {
             const auto row = common::upsample2x_tap<float>(oy, h);
             const auto col = common::upsample2x_tap<float>(ox, w);
-            const float* plane = x.data() + c * h * w;
-            const float want =
-                row.w0 * (col.w0 * plane[row.i0 * w + col.i0] + col.w1 * plane[row.i0 * w + col.i1]) +
-                row.w1 * (col.w0 * plane[row.i1 * w + col.i0] + col.w1 * plane[row.i1 * w + col.i1]);
+            const float* r0 = x.data() + (c * h + row.i0) * w;
+            const float* r1 = x.data() + (c * h + row.i1) * w;
+            const float want = row.w0 * (col.w0 * r0[col.i0] + col.w1 * r0[col.i1]) +
+                               row.w1 * (col.w0 * r1[col.i0] + col.w1 * r1[col.i1]);
             const float got = y[size_t((c * 2 * h + oy) * 2 * w + ox)];
-            if (std::memcmp(&want, &got, sizeof want) != 0 && !(std::isnan(want) && std::isnan(got)))
-              ++mismatches;
+            const bool both_nan = std::isnan(want) && std::isnan(got);
+            if (std::memcmp(&want, &got, sizeof want) != 0 && !both_nan) ++mismatches;
           }
       INFO("w " << w << " h " << h);
       CHECK(mismatches == 0);

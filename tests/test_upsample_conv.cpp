@@ -11,6 +11,7 @@
 
 #include "engine/ops.h"
 #include "kernels/cpu/conv2d_blocked.h"
+#include "kernels/cpu/parallel.h"
 #include "tests/testing.h"
 
 using namespace deblur;
@@ -86,25 +87,31 @@ TEST_CASE("upsample_conv2d without autograd equals upsample then conv2d, bit for
   // channels (below, it upsamples into a temporary): the values must be those of the two ops in
   // turn, under NoGradGuard as well (both then take the inference conv). Odd low-resolution
   // sizes put the border taps and Winograd's partial tiles at the edges; two samples check the
-  // batch offset; the wide one has enough tile rows for each thread to take slabs of its own.
-  // Every instruction set this CPU runs (each compiles the packing on its own).
+  // batch offset; the wide one takes slabs of a thread's own on 1 thread and shares its bands
+  // on 16. Every instruction set this CPU runs (each compiles the packing on its own).
   struct RestoreIsa {
     std::string name = cpu::active_conv2d_isa().name;
-    ~RestoreIsa() { cpu::use_conv2d_isa(name); }
+    ~RestoreIsa() {
+      cpu::use_conv2d_isa(name);
+      cpu::set_num_threads(0);
+    }
   } restore;
-  for (const cpu::Conv2dIsa* isa : cpu::supported_conv2d_isas()) {
-    cpu::use_conv2d_isa(isa->name);
-    for (const Shape& low : {Shape{2, 64, 7, 5}, Shape{1, 72, 12, 9}, Shape{2, 16, 5, 6},
-                             Shape{2, 8, 5, 6}, Shape{2, 32, 5, 400}}) {
-      INFO(isa->name << " " << low.str());
-      const Tensor x = random_tensor(low, 31);
-      const Tensor w = random_tensor({24, low.c, 3, 3}, 32, -0.1, 0.1);
-      const Tensor b = random_tensor({24, 1, 1, 1}, 33);
-      NoGradGuard no_grad;
-      const std::vector<float> fused = upsample_conv2d(x, w, b).to_vector();
-      const std::vector<float> composed = conv2d(upsample_bilinear2x(x), w, b).to_vector();
-      REQUIRE(fused.size() == composed.size());
-      CHECK(std::memcmp(fused.data(), composed.data(), fused.size() * sizeof(float)) == 0);
+  for (int threads : {1, 16}) {
+    for (const cpu::Conv2dIsa* isa : cpu::supported_conv2d_isas()) {
+      cpu::set_num_threads(threads);
+      cpu::use_conv2d_isa(isa->name);
+      for (const Shape& low : {Shape{2, 64, 7, 5}, Shape{1, 72, 12, 9}, Shape{2, 16, 5, 6},
+                               Shape{2, 8, 5, 6}, Shape{2, 32, 5, 400}}) {
+        INFO(isa->name << " " << low.str() << " " << threads << " threads");
+        const Tensor x = random_tensor(low, 31);
+        const Tensor w = random_tensor({24, low.c, 3, 3}, 32, -0.1, 0.1);
+        const Tensor b = random_tensor({24, 1, 1, 1}, 33);
+        NoGradGuard no_grad;
+        const std::vector<float> fused = upsample_conv2d(x, w, b).to_vector();
+        const std::vector<float> composed = conv2d(upsample_bilinear2x(x), w, b).to_vector();
+        REQUIRE(fused.size() == composed.size());
+        CHECK(std::memcmp(fused.data(), composed.data(), fused.size() * sizeof(float)) == 0);
+      }
     }
   }
 }

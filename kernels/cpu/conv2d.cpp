@@ -1,6 +1,7 @@
-// CPU convolution. float32 runs the register-blocked kernels of conv2d_blocked.h (the widest
-// instruction set the CPU has); double, which the gradchecks use, runs the direct loops below,
-// which are also the reference those kernels are tested against.
+// CPU convolution. float32 runs the kernels of conv2d_blocked.h (the widest instruction set the
+// CPU has): Winograd where conv2d.h's rules say it pays, else the register-blocked direct
+// kernel; double, which the gradchecks use, runs the direct loops below, which are also the
+// reference those kernels are tested against.
 //
 // Direct convolution, with no im2col buffer: the forward keeps a block of output rows for
 // several output channels in a small accumulator and streams each input row past it, so every

@@ -28,7 +28,8 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
 // float error a few 1e-5 of the output's scale instead of ~1e-6), the rest as conv2d_forward.
 // From 16 input channels Winograd is faster (32->32 at 512x512: 0.57x the direct kernel's
 // time; 16->16: 0.65x); the first layer's 3 channels, padded to a vector, are not
-// (deblur_bench_cpu, conv/infer_1x512/*/forward_inference against */forward: docs/benchmarks.md).
+// (deblur_bench_cpu, conv/infer_1x512/*/forward_inference against */forward_direct:
+// docs/benchmarks.md).
 constexpr int64_t kWinogradMinChannels = 16;
 constexpr int64_t kWinogradMinPixels = 4096;
 constexpr int64_t kWinogradMaxChannelProduct = 256 * 256;

@@ -49,6 +49,7 @@ std::vector<common::LinearTap<T>> upsample2x_column_taps(int64_t out_w, int64_t 
 
 template <class T>
 void upsample_bilinear2x_row(const T* plane, int64_t in_h, int64_t in_w, int64_t row, T* out) {
+  if (in_w == 0) return;
   const auto tap = common::upsample2x_tap<T>(row, in_h);
   const T* r0 = plane + tap.i0 * in_w;
   const T* r1 = plane + tap.i1 * in_w;
