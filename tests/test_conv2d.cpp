@@ -186,8 +186,8 @@ TEST_CASE("conv2d float forward and input gradient take Winograd where it pays",
   const Case cases[] = {{{2, 16, 32, 64}, 24, true},      // 4096 pixels over the batch
                         {{1, 16, 63, 65}, 24, false},     // 4095 pixels
                         {{1, 15, 64, 64}, 24, false},     // 15 input channels
-                        {{1, 256, 64, 64}, 256, true},    // 256 x 256 channel pairs
-                        {{1, 257, 64, 64}, 256, false}};  // 257 x 256
+                        {{1, 256, 64, 64}, 512, true},    // 256 x 512 channel pairs
+                        {{1, 257, 64, 64}, 512, false}};  // 257 x 512
   const auto& isa = cpu::active_conv2d_isa();
   for (const Case& c : cases) {
     const Shape xs = c.xs, ys{xs.n, c.out_c, xs.h, xs.w};

@@ -18,8 +18,8 @@ namespace deblur::cpu {
 // their weights transformed on every call (training's forward and, through it,
 // conv2d_backward_input); the rest, and double, are direct sums. Measured at the training
 // batch (4 x 256x256, 2 threads, the transform included): 0.39-0.52x the direct kernel's time
-// from 16 channels and 64x64 pixels a sample, 0.70x at 256->256 channels of 32x32; the 512
-// channel layers lose (their 38 MB of transformed weights made each call).
+// from 16 channels and 64x64 pixels a sample, 0.46x at 256->256 channels of 32x32 and 0.44x
+// at 512->256; 512->512 of 16x16 only breaks even (38 MB of transformed weights made a call).
 template <class T>
 void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int kernel, NchwView<T> y);
 
@@ -32,7 +32,7 @@ void conv2d_forward(NchwView<const T> x, const T* weight, const T* bias, int ker
 // docs/benchmarks.md).
 constexpr int64_t kWinogradMinChannels = 16;
 constexpr int64_t kWinogradMinPixels = 4096;
-constexpr int64_t kWinogradMaxChannelProduct = 256 * 256;
+constexpr int64_t kWinogradMaxChannelProduct = 512 * 256;
 void conv2d_forward_inference(NchwView<const float> x, const float* weight, const float* bias,
                               int kernel, NchwView<float> y);
 // conv2d_forward_inference of upsample_bilinear2x_forward(x_low) (y is 2x x_low's height and
