@@ -440,9 +440,9 @@ void winograd_forward(NchwView<const float> x, const float* weight, const float*
     // 0.61x at 512->256; the shared bands' time also swings up to 2.7x between runs minutes
     // apart where the slabs' stays put (cores that pass lines back and forth; on a VM, maybe on
     // different core complexes).
-    const int64_t rows = private_rows;
     parallel_for(x.n * slabs_per_image, [&](int64_t job) {
-      const Slab s = scratch(job / slabs_per_image, job % slabs_per_image * rows, rows);
+      const Slab s =
+          scratch(job / slabs_per_image, job % slabs_per_image * private_rows, private_rows);
       for (int64_t r = 0; r < band_rows(s); ++r) pack_row(x, g, s, upsample, r);
       for (int64_t t = 0; t < s.tiles; ++t) input_transform(g, s, t);
       zero_v_tail(g, s);
